@@ -1,0 +1,94 @@
+"""The command line: ``frontdesk serve | db upgrade | seed-demo``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import typer
+
+from core.config import Settings
+
+app = typer.Typer(help="PCare Frontdesk: the vaccination front desk in Telegram.", no_args_is_help=True)
+db_app = typer.Typer(help="The PL database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, help="Listen address (default from API_HOST, 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port (default from API_PORT, 8000)."),
+    seed_if_empty: bool = typer.Option(False, "--seed-if-empty", help="Seed the demo data when the database is empty."),
+) -> None:
+    """Migrate, then run the API and the bot (polling with a token, webhook with a URL, offline without)."""
+    import uvicorn
+
+    from api.main import create_app
+    from core.db.migrate import upgrade
+
+    settings = _settings()
+    _configure_logging(settings.log_level)
+    asyncio.run(upgrade(settings.database_url))
+    if seed_if_empty:
+        asyncio.run(_seed(settings, only_if_empty=True))
+    host = host or settings.api_host
+    port = port or settings.api_port
+    mode = "polling" if settings.telegram_bot_token and not settings.webhook_url else ("webhook" if settings.telegram_bot_token else "offline")
+    typer.echo(f"PCare Frontdesk: http://{host}:{port}  (bot: {mode}; database: {_redact(settings.database_url)})")
+    uvicorn.run(create_app(settings, migrate=False), host=host, port=port, log_level=settings.log_level.lower())
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Apply the migrations."""
+    from core.db.migrate import upgrade
+
+    settings = _settings()
+    asyncio.run(upgrade(settings.database_url, revision))
+    typer.echo(f"database at {revision}: {_redact(settings.database_url)}")
+
+
+async def _seed(settings: Settings, *, only_if_empty: bool, targets: int = 3000) -> None:
+    from core.db.engine import create_engine
+    from core.db.seed import is_empty, seed_demo
+
+    engine = create_engine(settings.database_url)
+    try:
+        if only_if_empty and not await is_empty(engine):
+            return
+        summary = await seed_demo(engine, targets=targets)
+        typer.echo(f"demo data seeded: {summary}")
+    finally:
+        await engine.dispose()
+
+
+@app.command("seed-demo")
+def seed_demo_cmd(
+    targets: int = typer.Option(3000, min=1, help="How many synthetic targets."),
+    force: bool = typer.Option(False, help="Seed even when the database already has data."),
+) -> None:
+    """Write the deterministic synthetic demo data set (regions, faskes, targets, references, accounts)."""
+    from core.db.migrate import upgrade
+
+    settings = _settings()
+    asyncio.run(upgrade(settings.database_url))
+    asyncio.run(_seed(settings, only_if_empty=not force, targets=targets))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

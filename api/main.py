@@ -1,0 +1,56 @@
+"""The HTTP face and the composition root: ``create_app`` builds everything in its lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.routes import health
+from api.runtime import Runtime, build_runtime
+from core.config import Settings
+from core.db.migrate import upgrade
+from core.ports import Clock
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    migrate: bool = True,
+    run_bot: bool = True,
+) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if migrate:
+            await upgrade(settings.database_url)
+        runtime = build_runtime(settings, clock=clock)
+        app.state.runtime = runtime
+        if run_bot and runtime.mode == "polling":
+            await runtime.bot.delete_webhook(drop_pending_updates=False)
+            runtime.tasks.append(asyncio.create_task(_poll(runtime), name="polling"))
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = FastAPI(
+        title="PCare Frontdesk",
+        version="0.1.0",
+        summary="Front desk of COVID-19 vaccination sites: support API for BPJS branches and Dinkes.",
+        lifespan=lifespan,
+    )
+    app.include_router(health.router)
+    return app
+
+
+async def _poll(runtime: Runtime) -> None:
+    log.info("long polling %s", runtime.settings.telegram_api_base or "Telegram")
+    await runtime.dispatcher.start_polling(runtime.bot, handle_signals=False, close_bot_session=False)

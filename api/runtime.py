@@ -1,0 +1,79 @@
+"""The running system, built in one place: settings, engine, storage, services, bot and dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from aiogram import Bot, Dispatcher
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.memory import MemoryStorage
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.factory import build_bot, build_dispatcher
+from core.config import Settings
+from core.db.engine import create_engine
+from core.ports import Clock
+from core.services.registry import Services, build_services
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    services: Services
+    storage: BaseStorage
+    bot: Bot
+    dispatcher: Dispatcher
+    redis: object | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def mode(self) -> str:
+        if self.settings.telegram_bot_token is None:
+            return "offline"
+        return "webhook" if self.settings.webhook_url else "polling"
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+        await self.storage.close()
+        await self.bot.session.close()
+        if self.redis is not None:
+            await self.redis.aclose()  # type: ignore[attr-defined]
+        await self.engine.dispose()
+
+
+def build_storage(settings: Settings) -> tuple[BaseStorage, object | None, object | None]:
+    """Conversation state: Redis in production (state survives restarts, shared by workers), memory otherwise."""
+    if not settings.redis_url:
+        return MemoryStorage(), None, None
+    from aiogram.fsm.storage.redis import DefaultKeyBuilder, RedisStorage
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=5)
+    storage = RedisStorage(
+        redis,
+        key_builder=DefaultKeyBuilder(prefix="frontdesk", with_bot_id=True),
+        state_ttl=settings.conversation_ttl_seconds,
+        data_ttl=settings.conversation_ttl_seconds,
+    )
+    return storage, redis, storage.create_isolation()
+
+
+def build_runtime(settings: Settings, *, clock: Clock | None = None, bot_session: object | None = None) -> Runtime:
+    engine = create_engine(settings.database_url)
+    services = build_services(engine, clock=clock)
+    storage, redis, isolation = build_storage(settings)
+    token = settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else None
+    bot = build_bot(token, api_base=settings.telegram_api_base, session=bot_session)  # type: ignore[arg-type]
+    dispatcher = build_dispatcher(services, storage, events_isolation=isolation)
+    return Runtime(settings=settings, engine=engine, services=services, storage=storage, bot=bot, dispatcher=dispatcher, redis=redis)

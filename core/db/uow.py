@@ -1,0 +1,136 @@
+"""Unit of work over the PL database: one transaction per use case, committed once.
+
+A service does its work inside ``async with uow:``, records audit drafts with ``uow.audit``, and calls
+``commit``. Commit appends the drafts to the hash chain (locking the chain's head row only for that
+last moment) and commits everything together: nothing is ever half-written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.db import models
+from core.db.repositories import (
+    AccessRequestRepository,
+    AccountRepository,
+    AuditRepository,
+    CorrectionRepository,
+    RegionRepository,
+    TargetRepository,
+    VaccineRepository,
+    VisitRepository,
+)
+from core.domain.accounts import Actor
+from core.domain.audit import HASHED_FIELDS, AuditDraft, event_hash, jsonable
+from core.domain.errors import Conflict, Unavailable
+from core.ports import Clock
+
+# Errors that mean "PL cannot be reached", as opposed to a rule or a race.
+_UNREACHABLE = (OSError, ConnectionError, asyncio.TimeoutError)
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    if isinstance(exc, _UNREACHABLE):
+        return True
+    if isinstance(exc, DBAPIError) and not isinstance(exc, IntegrityError):
+        if exc.connection_invalidated:
+            return True
+        if isinstance(exc, OperationalError):
+            return True
+        return isinstance(exc.orig, _UNREACHABLE) or "connection" in str(exc.orig).lower()
+    return False
+
+
+class SqlUnitOfWork:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock, actor: Actor | None = None) -> None:
+        self._sessions = sessions
+        self.clock = clock
+        self.actor = actor
+        self._drafts: list[AuditDraft] = []
+        self._committed = False
+
+    async def __aenter__(self) -> Self:
+        self.session = self._sessions()
+        self._drafts = []
+        self._committed = False
+        s = self.session
+        self.targets = TargetRepository(s)
+        self.visits = VisitRepository(s)
+        self.accounts = AccountRepository(s)
+        self.access_requests = AccessRequestRepository(s)
+        self.regions = RegionRepository(s)
+        self.vaccines = VaccineRepository(s)
+        self.corrections = CorrectionRepository(s)
+        self.audit_log = AuditRepository(s)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if not self._committed:
+                await self.session.rollback()
+        except Exception:  # noqa: BLE001 - the original error matters more than a failed rollback
+            pass
+        finally:
+            try:
+                await self.session.close()
+            except Exception:  # noqa: BLE001
+                pass
+        if exc is not None and is_unreachable(exc):
+            raise Unavailable("database") from exc
+
+    def audit(self, draft: AuditDraft) -> None:
+        self._drafts.append(draft)
+
+    async def commit(self) -> None:
+        try:
+            await self.session.flush()
+            if self._drafts:
+                await self._append_audit()
+            await self.session.commit()
+        except IntegrityError as exc:
+            raise Conflict("concurrent_change") from exc
+        self._committed = True
+        self._drafts = []
+
+    async def rollback(self) -> None:
+        await self.session.rollback()
+
+    async def _append_audit(self) -> None:
+        s = self.session
+        head = (
+            await s.execute(select(models.AuditHead).where(models.AuditHead.id == 1).with_for_update())
+        ).scalar_one()
+        seq, prev = head.seq, head.hash
+        at = self.clock.now()
+        actor = self.actor
+        rows = []
+        for d in self._drafts:
+            seq += 1
+            fields = {
+                "seq": seq,
+                "at": at,
+                "actor_account_id": actor.account_id if actor else None,
+                "actor_role": actor.role_label if actor else "system",
+                "faskes_code": d.faskes_code if d.faskes_code is not None else (actor.faskes_code if actor else None),
+                "kabkota_code": d.kabkota_code if d.kabkota_code is not None else (actor.kabkota_code if actor else None),
+                "action": d.action,
+                "entity": d.entity,
+                "entity_id": d.entity_id,
+                "target_id": d.target_id,
+                "before": jsonable(d.before),
+                "after": jsonable(d.after),
+            }
+            assert set(fields) == set(HASHED_FIELDS)
+            digest = event_hash(fields, prev)
+            rows.append({**fields, "prev_hash": prev, "hash": digest})
+            prev = digest
+        await s.execute(insert(models.AuditEvent), rows)
+        await s.execute(update(models.AuditHead).where(models.AuditHead.id == 1).values(seq=seq, hash=prev))

@@ -1,0 +1,31 @@
+"""What every use case needs: a way to open a unit of work, a clock, and the outside world's ports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.db.uow import SqlUnitOfWork
+from core.domain.accounts import Actor
+from core.ports import Clock, Notifier
+
+
+class NullNotifier:
+    """Used where nobody is to be told anything (CLI, tests that do not look)."""
+
+    async def notify(self, telegram_id: int, message: str, **params: object) -> None:
+        return None
+
+    async def refresh_menu(self, telegram_id: int) -> None:
+        return None
+
+
+@dataclass
+class CoreContext:
+    sessions: async_sessionmaker[AsyncSession]
+    clock: Clock
+    notifier: Notifier
+
+    def uow(self, actor: Actor | None = None) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.sessions, self.clock, actor)
