@@ -92,3 +92,14 @@ def seed_demo_cmd(
 
 def main() -> None:  # pragma: no cover - console entry point
     app()
+
+
+def _register_subcommands() -> None:
+    from api.cli_admin import admin_app
+    from api.cli_tokens import token_app
+
+    app.add_typer(admin_app, name="admin", help="Accounts: create Dinkes admins and the first accounts.")
+    app.add_typer(token_app, name="token", help="Support API tokens.")
+
+
+_register_subcommands()

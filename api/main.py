@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.routes import health
+from api.routes import health, metrics, sandbox, support, webhook
 from api.runtime import Runtime, build_runtime
 from core.config import Settings
 from core.db.migrate import upgrade
@@ -48,6 +48,10 @@ def create_app(
         lifespan=lifespan,
     )
     app.include_router(health.router)
+    app.include_router(metrics.build_router())
+    app.include_router(support.build_router())
+    app.include_router(webhook.build_router())
+    app.include_router(sandbox.build_router())
     return app
 
 

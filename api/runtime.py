@@ -11,7 +11,8 @@ from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.factory import build_bot, build_dispatcher
+from bot.factory import build_bot, build_dispatcher, build_notifier
+from bot.local_session import LocalSession
 from core.config import Settings
 from core.db.engine import create_engine
 from core.ports import Clock
@@ -74,6 +75,10 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, bot_session
     services = build_services(engine, clock=clock)
     storage, redis, isolation = build_storage(settings)
     token = settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else None
+    if bot_session is None and token is None:
+        # Offline (no token): replies stay in process; the sandbox attaches its chat store as the sink.
+        bot_session = LocalSession()
     bot = build_bot(token, api_base=settings.telegram_api_base, session=bot_session)  # type: ignore[arg-type]
-    dispatcher = build_dispatcher(services, storage, events_isolation=isolation)
+    services.set_notifier(build_notifier(bot, services))
+    dispatcher = build_dispatcher(services, storage, events_isolation=isolation)  # type: ignore[arg-type]
     return Runtime(settings=settings, engine=engine, services=services, storage=storage, bot=bot, dispatcher=dispatcher, redis=redis)

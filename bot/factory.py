@@ -1,6 +1,8 @@
-"""Build the bot and the dispatcher. The composition root (api/main.py) calls these; nothing else does."""
+"""Build the bot and the dispatcher. The composition root (api/runtime.py) calls these; nothing else does."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -8,14 +10,19 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 
-from bot.handlers import common, lookup
+from bot.flows import antrian, meja1, meja2, meja4, review, signup, verification
+from bot.handlers import admin, common, lookup
 from bot.middlewares import ActorMiddleware
+from bot.notifier import Renderer, TelegramNotifier
 from core.services.registry import Services
 
 # A syntactically valid token for a bot that never talks to Telegram (the sandbox, the tests).
 OFFLINE_TOKEN = "1000000000:offline-sandbox-token-not-for-telegram"
+
+# Order matters: commands and flows first, the fallback last.
+FEATURES = (common, signup, admin, review, antrian, meja1, meja2, meja4, verification, lookup)
 
 
 def build_bot(token: str | None, *, api_base: str | None = None, session: BaseSession | None = None) -> Bot:
@@ -28,14 +35,24 @@ def build_bot(token: str | None, *, api_base: str | None = None, session: BaseSe
     )
 
 
-def build_dispatcher(services: Services, storage: BaseStorage, *, events_isolation: object | None = None) -> Dispatcher:
-    kwargs: dict[str, object] = {"storage": storage}
-    if events_isolation is not None:
-        kwargs["events_isolation"] = events_isolation
-    dp = Dispatcher(**kwargs)  # type: ignore[arg-type]
+def notification_renderers() -> Mapping[str, Renderer]:
+    out: dict[str, Renderer] = {}
+    for feature in FEATURES:
+        out.update(getattr(feature, "NOTIFICATIONS", {}))
+    return out
+
+
+def build_notifier(bot: Bot, services: Services) -> TelegramNotifier:
+    return TelegramNotifier(bot, services.accounts.resolve_actor, notification_renderers())
+
+
+def build_dispatcher(
+    services: Services, storage: BaseStorage, *, events_isolation: BaseEventIsolation | None = None
+) -> Dispatcher:
+    dp = Dispatcher(storage=storage, events_isolation=events_isolation) if events_isolation else Dispatcher(storage=storage)
     dp.update.outer_middleware(ActorMiddleware(services))
     dp.errors.register(common.on_error)
-    dp.include_router(common.build_router())
-    dp.include_router(lookup.build_router())
+    for feature in FEATURES:
+        dp.include_router(feature.build_router())
     dp.include_router(common.build_fallback_router())
     return dp

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Protocol
 
+from core.domain.reference import ReferenceRecord, Source
+
 
 class Clock(Protocol):
     def now(self) -> datetime:
@@ -46,3 +48,15 @@ class Notifier(Protocol):
     async def notify(self, telegram_id: int, message: str, **params: object) -> None: ...
 
     async def refresh_menu(self, telegram_id: int) -> None: ...
+
+
+class ReferenceSource(Protocol):
+    """A reference source looked up by NIK: the JKN master file or Dukcapil.
+
+    ``fetch`` returns the record, None when the source does not know the NIK, and raises
+    ``core.domain.errors.Unavailable`` when it cannot answer (down, timed out, refused).
+    """
+
+    source: Source
+
+    async def fetch(self, nik: str) -> ReferenceRecord | None: ...

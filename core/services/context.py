@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.uow import SqlUnitOfWork
 from core.domain.accounts import Actor
-from core.ports import Clock, Notifier
+from core.ports import Clock, Notifier, ReferenceSource
 
 
 class NullNotifier:
@@ -26,6 +26,9 @@ class CoreContext:
     sessions: async_sessionmaker[AsyncSession]
     clock: Clock
     notifier: Notifier
+    # The JKN master file and Dukcapil (core/references), queried in parallel by verification.
+    references: tuple[ReferenceSource, ...] = field(default_factory=tuple)
+    reference_timeout: float = 3.0
 
     def uow(self, actor: Actor | None = None) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.sessions, self.clock, actor)

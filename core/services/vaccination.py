@@ -1,0 +1,10 @@
+"""(placeholder: built by its issue)"""
+
+from __future__ import annotations
+
+from core.services.context import CoreContext
+
+
+class VaccinationService:
+    def __init__(self, ctx: CoreContext) -> None:
+        self.ctx = ctx
