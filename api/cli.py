@@ -94,6 +94,36 @@ def main() -> None:  # pragma: no cover - console entry point
     app()
 
 
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk the hash chain; name the first event that was altered or removed (exit 1 if any)."""
+    from core.db.engine import create_engine
+    from core.services.registry import build_services
+
+    async def run() -> bool:
+        engine = create_engine(_settings().database_url)
+        try:
+            report = await build_services(engine).audit.verify_chain()
+        finally:
+            await engine.dispose()
+        if report.ok:
+            typer.echo(f"audit chain intact: {report.checked} events")
+        else:
+            typer.echo(
+                f"audit chain BROKEN at event {report.first_bad_seq} ({report.problem}); "
+                f"{report.checked} events before it verified",
+                err=True,
+            )
+        return report.ok
+
+    if not asyncio.run(run()):
+        raise typer.Exit(1)
+
+
 def _register_subcommands() -> None:
     from api.cli_admin import admin_app
     from api.cli_tokens import token_app
