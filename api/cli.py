@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-import sys
 
 import typer
 
@@ -20,7 +18,9 @@ def _settings() -> Settings:
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from api.logging import configure_logging
+
+    configure_logging(level)
 
 
 @app.command()
@@ -42,9 +42,18 @@ def serve(
         asyncio.run(_seed(settings, only_if_empty=True))
     host = host or settings.api_host
     port = port or settings.api_port
-    mode = "polling" if settings.telegram_bot_token and not settings.webhook_url else ("webhook" if settings.telegram_bot_token else "offline")
+    mode = _bot_mode(settings)
     typer.echo(f"PCare Frontdesk: http://{host}:{port}  (bot: {mode}; database: {_redact(settings.database_url)})")
-    uvicorn.run(create_app(settings, migrate=False), host=host, port=port, log_level=settings.log_level.lower())
+    # log_config=None: uvicorn keeps our logging set-up (identifiers masked in every line).
+    uvicorn.run(
+        create_app(settings, migrate=False), host=host, port=port, log_level=settings.log_level.lower(), log_config=None
+    )
+
+
+def _bot_mode(settings: Settings) -> str:
+    if settings.telegram_bot_token is None:
+        return "offline"
+    return "webhook" if settings.webhook_url else "polling"
 
 
 def _redact(url: str) -> str:
