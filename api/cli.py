@@ -42,18 +42,12 @@ def serve(
         asyncio.run(_seed(settings, only_if_empty=True))
     host = host or settings.api_host
     port = port or settings.api_port
-    mode = _bot_mode(settings)
+    mode = settings.bot_mode
     typer.echo(f"PCare Frontdesk: http://{host}:{port}  (bot: {mode}; database: {_redact(settings.database_url)})")
     # log_config=None: uvicorn keeps our logging set-up (identifiers masked in every line).
     uvicorn.run(
         create_app(settings, migrate=False), host=host, port=port, log_level=settings.log_level.lower(), log_config=None
     )
-
-
-def _bot_mode(settings: Settings) -> str:
-    if settings.telegram_bot_token is None:
-        return "offline"
-    return "webhook" if settings.webhook_url else "polling"
 
 
 def _redact(url: str) -> str:

@@ -34,9 +34,7 @@ class Runtime:
 
     @property
     def mode(self) -> str:
-        if self.settings.telegram_bot_token is None:
-            return "offline"
-        return "webhook" if self.settings.webhook_url else "polling"
+        return self.settings.bot_mode
 
     async def close(self) -> None:
         for task in self.tasks:

@@ -49,5 +49,12 @@ class Settings(BaseSettings):
     dukcapil_api_key: SecretStr | None = None
 
     @property
+    def bot_mode(self) -> str:
+        """offline (no token: sandbox and tests), webhook (token and URL) or polling (token only)."""
+        if self.telegram_bot_token is None:
+            return "offline"
+        return "webhook" if self.webhook_url else "polling"
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
