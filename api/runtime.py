@@ -12,6 +12,7 @@ from aiogram.fsm.storage.memory import MemoryStorage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.factory import build_bot, build_dispatcher, build_notifier
+from bot.dedup import MemoryDeduplicator, RedisDeduplicator
 from bot.local_session import LocalSession
 from core.config import Settings
 from core.db.engine import create_engine
@@ -78,5 +79,8 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, bot_session
         bot_session = LocalSession()
     bot = build_bot(token, api_base=settings.telegram_api_base, session=bot_session)  # type: ignore[arg-type]
     services.set_notifier(build_notifier(bot, services))
-    dispatcher = build_dispatcher(services, storage, events_isolation=isolation)  # type: ignore[arg-type]
+    deduplicator = RedisDeduplicator(redis) if redis is not None else MemoryDeduplicator()
+    dispatcher = build_dispatcher(
+        services, storage, events_isolation=isolation, deduplicator=deduplicator  # type: ignore[arg-type]
+    )
     return Runtime(settings=settings, engine=engine, services=services, storage=storage, bot=bot, dispatcher=dispatcher, redis=redis)

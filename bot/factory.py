@@ -13,6 +13,7 @@ from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 
 from bot.flows import antrian, meja1, meja2, meja4, review, signup, verification
+from bot.dedup import DeduplicateUpdates, Deduplicator, MemoryDeduplicator
 from bot.handlers import admin, common, lookup
 from bot.middlewares import ActorMiddleware
 from bot.notifier import Renderer, TelegramNotifier
@@ -47,9 +48,15 @@ def build_notifier(bot: Bot, services: Services) -> TelegramNotifier:
 
 
 def build_dispatcher(
-    services: Services, storage: BaseStorage, *, events_isolation: BaseEventIsolation | None = None
+    services: Services,
+    storage: BaseStorage,
+    *,
+    events_isolation: BaseEventIsolation | None = None,
+    deduplicator: Deduplicator | None = None,
 ) -> Dispatcher:
     dp = Dispatcher(storage=storage, events_isolation=events_isolation) if events_isolation else Dispatcher(storage=storage)
+    # A repeated delivery is dropped before anything else runs.
+    dp.update.outer_middleware(DeduplicateUpdates(deduplicator or MemoryDeduplicator()))
     dp.update.outer_middleware(ActorMiddleware(services))
     dp.errors.register(common.on_error)
     for feature in FEATURES:
