@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 
 from aiogram import F, Router
+from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, ErrorEvent, Message
+from redis.exceptions import RedisError
 
 from bot.i18n import Translator, pick_locale, translator
 from bot.menus import commands_for
@@ -84,7 +86,11 @@ async def on_error(event: ErrorEvent, **data: object) -> bool:
         target_message = m if isinstance(m, Message) else None
     given = data.get("t")
     t = given if isinstance(given, Translator) else translator(pick_locale(user.language_code if user else None))
-    if isinstance(exc, FrontdeskError):
+    if isinstance(exc, RedisError):
+        # The conversation store is down: say so plainly; PL itself was not touched by this update.
+        text = t("error.unavailable.state")
+        log.error("conversation state unavailable for update %s: %s", update.update_id, type(exc).__name__)
+    elif isinstance(exc, FrontdeskError):
         text = t.error(exc)
         log.info("refused update %s: %s", update.update_id, exc.key)
     else:
@@ -94,8 +100,8 @@ async def on_error(event: ErrorEvent, **data: object) -> bool:
         try:
             await update.callback_query.answer(text[:190], show_alert=True)
             return True
-        except Exception:  # noqa: BLE001 - fall through to a message
-            pass
+        except TelegramAPIError as api_error:  # an expired query: fall through to a message
+            log.debug("callback answer failed: %s", api_error)
     if target_message is not None:
         await target_message.answer(text)
     return True
