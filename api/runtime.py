@@ -17,6 +17,7 @@ from bot.local_session import LocalSession
 from core.config import Settings
 from core.db.engine import create_engine
 from core.ports import Clock
+from core.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from core.services.registry import Services, build_services
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,14 @@ def build_storage(settings: Settings) -> tuple[BaseStorage, object | None, objec
 
 def build_runtime(settings: Settings, *, clock: Clock | None = None, bot_session: object | None = None) -> Runtime:
     engine = create_engine(settings.database_url)
-    services = build_services(engine, clock=clock)
     storage, redis, isolation = build_storage(settings)
+    services = build_services(
+        engine,
+        clock=clock,
+        rate_limiter=RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter(),
+        lookups_per_minute=settings.lookup_rate_per_minute,
+        reference_timeout=settings.reference_timeout_seconds,
+    )
     token = settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else None
     if bot_session is None and token is None:
         # Offline (no token): replies stay in process; the sandbox attaches its chat store as the sink.

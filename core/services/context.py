@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.db.uow import SqlUnitOfWork
 from core.domain.accounts import Actor
 from core.ports import Clock, Notifier, ReferenceSource
+from core.ratelimit import MemoryRateLimiter, RateLimiter
 
 
 class NullNotifier:
@@ -29,6 +30,8 @@ class CoreContext:
     # The JKN master file and Dukcapil (core/references), queried in parallel by verification.
     references: tuple[ReferenceSource, ...] = field(default_factory=tuple)
     reference_timeout: float = 3.0
+    rate_limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
+    lookups_per_minute: int = 30
 
     def uow(self, actor: Actor | None = None) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.sessions, self.clock, actor)

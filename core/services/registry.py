@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db.engine import create_sessionmaker
 from core.ports import Clock, Notifier, ReferenceSource, SystemClock
+from core.ratelimit import MemoryRateLimiter, RateLimiter
 from core.services.access import AccessService
 from core.services.accounts import AccountService
 from core.services.audit import AuditService
@@ -45,6 +46,8 @@ def build_services(
     notifier: Notifier | None = None,
     references: tuple[ReferenceSource, ...] = (),
     reference_timeout: float = 3.0,
+    rate_limiter: RateLimiter | None = None,
+    lookups_per_minute: int = 30,
 ) -> Services:
     ctx = CoreContext(
         sessions=create_sessionmaker(engine),
@@ -52,6 +55,8 @@ def build_services(
         notifier=notifier or NullNotifier(),
         references=references,
         reference_timeout=reference_timeout,
+        rate_limiter=rate_limiter or MemoryRateLimiter(),
+        lookups_per_minute=lookups_per_minute,
     )
     return Services(
         ctx=ctx,
