@@ -40,7 +40,7 @@ class Settings(BaseSettings):
         description="None: on exactly when no token is set. True with a token needs a separate database.",
     )
     log_level: str = "INFO"
-    lookup_rate_per_minute: int = Field(default=30, ge=1)
+    lookup_rate_per_minute: int = Field(default=60, ge=1)
     conversation_ttl_seconds: int = Field(default=3600, ge=60)
     reference_timeout_seconds: float = Field(default=3.0, gt=0)
     jkn_base_url: str | None = None

@@ -1,19 +1,26 @@
 """Rate limits per account (lookups: scraping PL by NIK must be slow and visible).
 
-A fixed one-minute window per key: memory for the embedded default, Redis (one pipelined round trip)
-when several workers share the limit.
+A fixed window per key, on the core clock (so tests can move time): memory for the embedded default,
+Redis (one pipelined round trip) when several worker processes share the budget.
 """
 
 from __future__ import annotations
 
-import time
+from datetime import datetime
 from typing import Any, Protocol
 
 
 class RateLimiter(Protocol):
-    async def hit(self, key: str, limit: int, window_seconds: int = 60) -> bool:
-        """Count one event; True while the key stays within ``limit`` events per window."""
+    async def hit(self, key: str, limit: int, now: datetime, window_seconds: int = 60) -> int:
+        """Count one event. 0 while the key stays within ``limit`` per window; otherwise the seconds
+        until the window turns and the budget refills."""
         ...
+
+
+def _window(now: datetime, window_seconds: int) -> tuple[int, int]:
+    ts = int(now.timestamp())
+    window = ts // window_seconds
+    return window, (window + 1) * window_seconds - ts
 
 
 class MemoryRateLimiter:
@@ -21,16 +28,14 @@ class MemoryRateLimiter:
         self._windows: dict[str, tuple[int, int]] = {}
         self.max_keys = max_keys
 
-    async def hit(self, key: str, limit: int, window_seconds: int = 60) -> bool:
-        window = int(time.monotonic() // window_seconds)
+    async def hit(self, key: str, limit: int, now: datetime, window_seconds: int = 60) -> int:
+        window, remaining = _window(now, window_seconds)
         current, count = self._windows.get(key, (window, 0))
-        if current != window:
-            count = 0
-        count += 1
+        count = count + 1 if current == window else 1
         if len(self._windows) >= self.max_keys and key not in self._windows:
             self._windows.clear()  # a crude bound: windows are short-lived anyway
         self._windows[key] = (window, count)
-        return count <= limit
+        return 0 if count <= limit else max(1, remaining)
 
 
 class RedisRateLimiter:
@@ -38,11 +43,11 @@ class RedisRateLimiter:
         self.redis = redis
         self.prefix = prefix
 
-    async def hit(self, key: str, limit: int, window_seconds: int = 60) -> bool:
-        window = int(time.time() // window_seconds)
+    async def hit(self, key: str, limit: int, now: datetime, window_seconds: int = 60) -> int:
+        window, remaining = _window(now, window_seconds)
         name = f"{self.prefix}:{key}:{window}"
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.incr(name)
             pipe.expire(name, window_seconds * 2)
             count, _ = await pipe.execute()
-        return int(count) <= limit
+        return 0 if int(count) <= limit else max(1, remaining)

@@ -31,7 +31,7 @@ class CoreContext:
     references: tuple[ReferenceSource, ...] = field(default_factory=tuple)
     reference_timeout: float = 3.0
     rate_limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
-    lookups_per_minute: int = 30
+    lookups_per_minute: int = 60
 
     def uow(self, actor: Actor | None = None) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.sessions, self.clock, actor)

@@ -1,21 +1,60 @@
-"""Look up a target by ticket or NIK: the card staff see at meja 1."""
+"""Look up a target by ticket or NIK: the card staff see at meja 1.
+
+The card carries what the person may do with it (``actions``), computed here for the acting account, so
+that the bot only draws buttons: Registrasi (meja 1, when rule 2 allows it), Ubah No HP (meja 1, before
+any visit or while the open visit at the actor's faskes waits for screening), Verifikasi (verifier, only
+while the target has no desk entry) and the next step of today's visit at the actor's faskes for a person
+holding that desk. Every action is checked again by its own use case.
+
+A lookup may carry a birth date after the key (``3273... 17-08-1990``): the card (or the "not found"
+error) then says whether the NIK's birth date disagrees with the one typed, the commonest sign of a
+mistyped NIK. Lookups are rate-limited per account (rule 10): ``ctx.lookups_per_minute``, shared by
+workers through Redis.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass
 from datetime import date
-
-from sqlalchemy import select
+from typing import Literal
 
 from core.db import models
 from core.db.uow import SqlUnitOfWork
-from core.domain.accounts import AccountKind, Actor, require_active
-from core.domain.errors import NotFound, PermissionDenied
-from core.domain.identifiers import mask_nik, mask_phone, parse_lookup_key
+from core.domain.accounts import AccountKind, Actor, Role, require_active
+from core.domain.errors import InvalidInput, InvalidNik, NotFound, PermissionDenied, Refused
+from core.domain.identifiers import (
+    Sex,
+    mask_nik,
+    mask_phone,
+    nik_mismatches,
+    parse_date,
+    parse_lookup_key,
+    parse_nik,
+)
 from core.domain.timeutil import age_on, local_date
-from core.domain.visits import VACCINATED, VisitStatus
+from core.domain.visits import VACCINATED, WAITING, VisitStatus
 from core.services.accounts import fresh_actor
 from core.services.context import CoreContext
+from core.services.recipients import next_step
+from core.services.registration import DosePlan, facts_of, phone_changeable, plan_for, visit_rows
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "CardAction",
+    "LookupQuery",
+    "LookupService",
+    "TargetCard",
+    "VisitSummary",
+    "build_card",
+    "parse_query",
+]
+
+ActionKind = Literal["register", "phone", "verify", "screen", "vaccinate", "observe"]
+
+# At most this many lookups per account in each window (enumerating NIKs or tickets must be slow).
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +70,18 @@ class VisitSummary:
     rescreen_date: date | None = None
     rujuk: bool = False
     next_due_date: date | None = None
+    is_open: bool = True
+
+    @property
+    def lapsed(self) -> bool:
+        """A visit left waiting on an earlier day and closed by a later registration."""
+        return self.status in WAITING and not self.is_open
+
+
+@dataclass(frozen=True, slots=True)
+class CardAction:
+    kind: ActionKind
+    visit_id: int | None = None  # for the next step of a visit (screen, vaccinate, observe)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +105,16 @@ class TargetCard:
     visits: tuple[VisitSummary, ...]
     has_desk_entry: bool
     today: date
+    # Rule 2 for the next dose at the actor's faskes today (None for accounts without a faskes).
+    plan: DosePlan | None = None
+    actions: tuple[CardAction, ...] = ()
+    # The record's birth date or sex disagrees with what the NIK encodes ("birth_date", "sex").
+    nik_mismatches: tuple[str, ...] = ()
+    # A birth date typed with the key, and whether it disagrees with the NIK / with the record.
+    typed_birth_date: date | None = None
+    typed_birth_vs_nik: bool = False
+    typed_birth_vs_record: bool = False
+    nik_birth_date: date | None = None  # only when the NIK was typed (it reveals digits 7-12)
 
     @property
     def doses_given(self) -> tuple[VisitSummary, ...]:
@@ -61,7 +122,45 @@ class TargetCard:
 
     @property
     def open_visit(self) -> VisitSummary | None:
-        return next((v for v in self.visits if v.status in (VisitStatus.MENUNGGU_SKRINING, VisitStatus.MENUNGGU_VAKSINASI)), None)
+        return next((v for v in self.visits if v.status in WAITING and v.is_open), None)
+
+    def can(self, kind: ActionKind) -> bool:
+        return any(a.kind == kind for a in self.actions)
+
+
+@dataclass(frozen=True, slots=True)
+class LookupQuery:
+    kind: Literal["nik", "ticket"]
+    key: str
+    typed_birth_date: date | None = None
+
+
+_TRAILING_DATE = re.compile(
+    r"^(?P<key>.*?\S)\s+(?P<date>[0-9]{1,2}(?P<s1>[-/.])[0-9]{1,2}(?P=s1)[0-9]{4}"
+    r"|[0-9]{4}(?P<s2>[-/.])[0-9]{1,2}(?P=s2)[0-9]{1,2})\s*$"
+)
+
+
+_NIK_LENGTH = 16
+_NIK_LIKE_FROM = 11  # more digits than a ticket has: meant as a NIK
+
+
+def parse_query(raw: str) -> LookupQuery:
+    """A ticket or NIK, optionally followed by a birth date (``3273... 17-08-1990``).
+
+    Raises the typed errors of :func:`parse_lookup_key` and ``InvalidInput("date")``.
+    """
+    typed: date | None = None
+    text = raw.strip()
+    if match := _TRAILING_DATE.match(text):
+        text = match["key"]
+        typed = parse_date(match["date"])
+    digits = "".join(ch for ch in text if not (ch.isspace() or ch in ".-"))
+    nik_like = digits.isascii() and digits.isdigit() and not digits.startswith("0")  # 08...: a phone number
+    if nik_like and len(digits) > _NIK_LIKE_FROM and len(digits) != _NIK_LENGTH:
+        raise InvalidNik("length", got=len(digits))  # all digits and long: a NIK with digits missing or extra
+    kind, key = parse_lookup_key(text)
+    return LookupQuery(kind, key, typed)
 
 
 class LookupService:
@@ -69,14 +168,35 @@ class LookupService:
         self.ctx = ctx
 
     async def find(self, actor: Actor, raw_key: str) -> TargetCard:
-        """Find by ticket or NIK (exact, after normalising). Raises InvalidNik/InvalidTicket/NotFound."""
-        kind, key = parse_lookup_key(raw_key)
+        """Find by ticket or NIK (exact, after normalising), optionally followed by a birth date.
+
+        Raises InvalidNik/InvalidTicket/InvalidInput, ``Refused("rate_limited", seconds=)`` and
+        ``NotFound("nik" | "ticket")``; for a typed NIK and birth date that disagree, the NotFound carries
+        ``nik_birth`` and ``typed_birth``.
+        """
+        query = parse_query(raw_key)
         async with self.ctx.uow(actor) as uow:
             actor = await _check_reader(uow, actor)
+            assert actor.account_id is not None
+            wait = await self.ctx.rate_limiter.hit(
+                f"lookup:{actor.account_id}", self.ctx.lookups_per_minute, uow.clock.now()
+            )
+            if wait:
+                # Visible: a lookup storm from one account is what scraping PL by NIK looks like.
+                log.warning("lookup rate limit reached by account %s", actor.account_id)
+                raise Refused("rate_limited", seconds=wait)
+            kind, key = query.kind, query.key
             target = await (uow.targets.by_nik(key) if kind == "nik" else uow.targets.by_ticket(key))
             if target is None:
-                raise NotFound(kind)
-            return await build_card(uow, actor, target, nik_typed=kind == "nik")
+                hint: dict[str, date] = {}
+                if kind == "nik" and query.typed_birth_date is not None:
+                    facts = parse_nik(key, today=local_date(uow.clock.now(), "Asia/Jakarta"))
+                    if nik_mismatches(facts, query.typed_birth_date, None):
+                        hint = {"nik_birth": facts.birth_date, "typed_birth": query.typed_birth_date}
+                raise NotFound(kind, **hint)
+            return await build_card(
+                uow, actor, target, nik_typed=kind == "nik", typed_birth_date=query.typed_birth_date
+            )
 
     async def card(self, actor: Actor, target_id: int, *, nik_typed: bool = False) -> TargetCard:
         """Re-read a card (after an action), by its id from a button: the scope is checked again."""
@@ -87,6 +207,16 @@ class LookupService:
                 raise NotFound("target")
             return await build_card(uow, actor, target, nik_typed=nik_typed)
 
+    async def card_for_visit(self, actor: Actor, visit_id: int) -> TargetCard:
+        """The card of a visit's target (a button of the Daftar Penerima Vaksin)."""
+        async with self.ctx.uow(actor) as uow:
+            actor = await _check_reader(uow, actor)
+            visit = await uow.visits.get(visit_id)
+            target = await uow.targets.get(visit.target_id) if visit else None
+            if target is None:
+                raise NotFound("target")
+            return await build_card(uow, actor, target, nik_typed=False)
+
 
 async def _check_reader(uow: SqlUnitOfWork, actor: Actor) -> Actor:
     fresh = await fresh_actor(uow, actor)
@@ -94,34 +224,34 @@ async def _check_reader(uow: SqlUnitOfWork, actor: Actor) -> Actor:
     return fresh
 
 
-async def build_card(uow: SqlUnitOfWork, actor: Actor, target: models.Target, *, nik_typed: bool) -> TargetCard:
-    s = uow.session
+async def build_card(
+    uow: SqlUnitOfWork,
+    actor: Actor,
+    target: models.Target,
+    *,
+    nik_typed: bool,
+    typed_birth_date: date | None = None,
+) -> TargetCard:
     if actor.kind is AccountKind.DINKES:
         await _check_district(uow, actor, target)
-    rows = (
-        await s.execute(
-            select(models.Visit, models.Faskes.name, models.KabKota.timezone)
-            .join(models.Faskes, models.Visit.faskes_code == models.Faskes.code)
-            .join(models.KabKota, models.Faskes.kabkota_code == models.KabKota.code)
-            .where(models.Visit.target_id == target.id)
-            .order_by(models.Visit.id)
-        )
-    ).all()
+    rows = await visit_rows(uow, target.id)
     visits = tuple(
         VisitSummary(
             visit_id=v.id,
             dose_number=v.dose_number,
             status=VisitStatus(v.status),
             faskes_code=v.faskes_code,
-            faskes_name=fname,
+            faskes_name=r.faskes_name,
             service_date=v.service_date,
             product_code=v.product_code,
-            outcome_reasons=tuple(r["code"] if isinstance(r, dict) else str(r) for r in (v.reasons or [])),
+            outcome_reasons=tuple(x["code"] if isinstance(x, dict) else str(x) for x in (v.reasons or [])),
             rescreen_date=v.rescreen_date,
             rujuk=v.rujuk,
             next_due_date=v.next_due_date,
+            is_open=v.is_open,
         )
-        for v, fname, _tz in rows
+        for r in rows
+        for v in (r.visit,)
     )
     assigned_name = None
     tz = "Asia/Jakarta"
@@ -129,6 +259,7 @@ async def build_card(uow: SqlUnitOfWork, actor: Actor, target: models.Target, *,
         found = await uow.regions.faskes_with_district(target.assigned_faskes_code)
         if found:
             assigned_name = found[0].name
+    own: tuple[models.Faskes, models.KabKota] | None = None
     if actor.faskes_code:
         own = await uow.regions.faskes_with_district(actor.faskes_code)
         if own:
@@ -137,7 +268,36 @@ async def build_card(uow: SqlUnitOfWork, actor: Actor, target: models.Target, *,
         kk = await uow.regions.kabkota(actor.kabkota_code)
         if kk:
             tz = kk.timezone
-    today = local_date(uow.clock.now(), tz)
+    now = uow.clock.now()
+    today = local_date(now, tz)
+
+    plan: DosePlan | None = None
+    actions: list[CardAction] = []
+    if actor.kind is AccountKind.FASKES and actor.is_active and own is not None:
+        plan = await plan_for(uow, target, rows, today)
+        if Role.MEJA1 in actor.roles:
+            if plan.possible and own[0].is_vaccinator:
+                actions.append(CardAction("register"))
+            if phone_changeable(facts_of(rows, now), actor.faskes_code):
+                actions.append(CardAction("phone"))
+        if Role.VERIFIKASI in actor.roles and target.first_desk_at is None:
+            actions.append(CardAction("verify"))
+        for v in visits:
+            if v.faskes_code != actor.faskes_code or v.service_date != today:
+                continue
+            if v.status in WAITING and not v.is_open:
+                continue
+            step = next_step(v.status, actor.roles)
+            if step is not None:
+                actions.append(CardAction(step, v.visit_id))
+
+    facts = parse_nik(target.nik, today=today) if _nik_parses(target.nik, today) else None
+    mismatches: tuple[str, ...] = ()
+    typed_vs_nik = False
+    if facts is not None:
+        mismatches = tuple(nik_mismatches(facts, target.birth_date, _sex(target.sex)))
+        if typed_birth_date is not None and nik_typed:
+            typed_vs_nik = bool(nik_mismatches(facts, typed_birth_date, None))
     return TargetCard(
         target_id=target.id,
         version=target.version,
@@ -156,7 +316,26 @@ async def build_card(uow: SqlUnitOfWork, actor: Actor, target: models.Target, *,
         visits=visits,
         has_desk_entry=target.first_desk_at is not None,
         today=today,
+        plan=plan,
+        actions=tuple(actions),
+        nik_mismatches=mismatches,
+        typed_birth_date=typed_birth_date,
+        typed_birth_vs_nik=typed_vs_nik,
+        typed_birth_vs_record=typed_birth_date is not None and typed_birth_date != target.birth_date,
+        nik_birth_date=facts.birth_date if facts is not None and nik_typed else None,
     )
+
+
+def _nik_parses(nik: str, today: date) -> bool:
+    try:
+        parse_nik(nik, today=today)
+    except InvalidInput:
+        return False
+    return True
+
+
+def _sex(raw: str) -> Sex | None:
+    return Sex(raw) if raw in Sex.__members__ else None
 
 
 async def _check_district(uow: SqlUnitOfWork, actor: Actor, target: models.Target) -> None:

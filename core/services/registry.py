@@ -47,7 +47,7 @@ def build_services(
     references: tuple[ReferenceSource, ...] = (),
     reference_timeout: float = 3.0,
     rate_limiter: RateLimiter | None = None,
-    lookups_per_minute: int = 30,
+    lookups_per_minute: int = 60,
 ) -> Services:
     ctx = CoreContext(
         sessions=create_sessionmaker(engine),
