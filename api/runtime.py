@@ -11,13 +11,14 @@ from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.factory import build_bot, build_dispatcher, build_notifier
 from bot.dedup import MemoryDeduplicator, RedisDeduplicator
+from bot.factory import build_bot, build_dispatcher, build_notifier
 from bot.local_session import LocalSession
 from core.config import Settings
 from core.db.engine import create_engine
 from core.ports import Clock
 from core.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from core.references.factory import build_reference_sources, close_reference_sources
 from core.services.registry import Services, build_services
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class Runtime:
         await self.bot.session.close()
         if self.redis is not None:
             await self.redis.aclose()  # type: ignore[attr-defined]
+        await close_reference_sources(self.services.ctx.references)
         await self.engine.dispose()
 
 
@@ -76,6 +78,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, bot_session
     services = build_services(
         engine,
         clock=clock,
+        references=build_reference_sources(settings, engine),
         rate_limiter=RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter(),
         lookups_per_minute=settings.lookup_rate_per_minute,
         reference_timeout=settings.reference_timeout_seconds,
