@@ -45,8 +45,10 @@ class Runtime:
         for task in self.tasks:
             try:
                 await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+            except asyncio.CancelledError:
                 pass
+            except Exception:
+                log.exception("background task %s failed", task.get_name())
         await self.storage.close()
         await self.bot.session.close()
         if self.redis is not None:
@@ -93,4 +95,6 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, bot_session
     dispatcher = build_dispatcher(
         services, storage, events_isolation=isolation, deduplicator=deduplicator  # type: ignore[arg-type]
     )
-    return Runtime(settings=settings, engine=engine, services=services, storage=storage, bot=bot, dispatcher=dispatcher, redis=redis)
+    return Runtime(
+        settings=settings, engine=engine, services=services, storage=storage, bot=bot, dispatcher=dispatcher, redis=redis
+    )
