@@ -93,8 +93,17 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, bot_session
     services.set_notifier(build_notifier(bot, services))
     deduplicator = RedisDeduplicator(redis) if redis is not None else MemoryDeduplicator()
     dispatcher = build_dispatcher(
-        services, storage, events_isolation=isolation, deduplicator=deduplicator  # type: ignore[arg-type]
+        services,
+        storage,
+        events_isolation=isolation,
+        deduplicator=deduplicator,  # type: ignore[arg-type]
     )
     return Runtime(
-        settings=settings, engine=engine, services=services, storage=storage, bot=bot, dispatcher=dispatcher, redis=redis
+        settings=settings,
+        engine=engine,
+        services=services,
+        storage=storage,
+        bot=bot,
+        dispatcher=dispatcher,
+        redis=redis,
     )
