@@ -371,3 +371,25 @@ def test_meja2_texts_in_both_languages() -> None:
 def test_names_are_escaped() -> None:
     head = Translator("id")("meja2.head", name="<b>x</b>", nik="", age=1, dose=1, rule_set="")
     assert "&lt;b&gt;x&lt;/b&gt;" in head
+
+
+async def test_temperature_and_blood_pressure_in_one_message(harness: Harness, services: Services) -> None:
+    target = await pick_target(services, category="nakes", max_age=59)
+    visit_id = await open_visit(services, target.id)
+    budi = Desk(harness, BUDI)
+    await budi.press(f"v:screen:{visit_id}")
+    text = await budi.send("36,5 120/80")
+    assert "36,5" in text and "120/80" in text
+    assert "Semua tidak" in " ".join(budi.labels())
+    data = await fsm_data(harness, BUDI)
+    assert data["temp"] == "36.5" and data["bp"] == [120, 80]
+
+
+async def test_one_bad_half_of_a_combined_message_keeps_nothing(harness: Harness, services: Services) -> None:
+    target = await pick_target(services, category="nakes", max_age=59)
+    visit_id = await open_visit(services, target.id)
+    budi = Desk(harness, BUDI)
+    await budi.press(f"v:screen:{visit_id}")
+    text = await budi.send("36,5 300/20")
+    assert "tekanan darah" in text.lower()
+    assert (await fsm_data(harness, BUDI))["temp"] is None
