@@ -91,7 +91,12 @@ async def _first_dose_of_the_day_elsewhere(services: Services) -> None:
     answers = {i.id: False for i in form.subject.items()}
     await services.screening.save(budi, reg.visit_id, Vitals(Decimal("36.5"), 120, 80), answers)
     await services.vaccination.record(
-        sari, reg.visit_id, product_code="coronavac", batch="SV2611A", expiry=date(2027, 6, 30), nik_last4=other.nik[-4:]
+        sari,
+        reg.visit_id,
+        product_code="coronavac",
+        batch="SV2611A",
+        expiry=date(2027, 6, 30),
+        nik_last4=other.nik[-4:],
     )
 
 
@@ -110,7 +115,12 @@ async def test_two_doses_through_every_desk(harness: Harness, services: Services
     assert target.name in text
     await rina.tap("📝 Registrasi")
     [visit] = await _visits(services, target.id)
-    assert (visit.dose_number, visit.status, visit.is_open, visit.faskes_code) == (1, "menunggu_skrining", True, "3273P001")
+    assert (visit.dose_number, visit.status, visit.is_open, visit.faskes_code) == (
+        1,
+        "menunggu_skrining",
+        True,
+        "3273P001",
+    )
 
     await budi.send(ticket)
     await budi.tap("🩺")
@@ -126,7 +136,12 @@ async def test_two_doses_through_every_desk(harness: Harness, services: Services
     await sari.tap("↺ CoronaVac")
     text = await sari.send(target.nik[-4:])
     [visit] = await _visits(services, target.id)
-    assert (visit.status, visit.product_code, visit.batch, visit.is_open) == ("observasi", "coronavac", "SV2611A", False)
+    assert (visit.status, visit.product_code, visit.batch, visit.is_open) == (
+        "observasi",
+        "coronavac",
+        "SV2611A",
+        False,
+    )
     due = visit.next_due_date
     assert due is not None and due.strftime("%d-%m-%Y") in text
 
@@ -185,8 +200,7 @@ async def test_two_doses_through_every_desk(harness: Harness, services: Services
 def _check_doc(log: list[str], counts: tuple[int, int, int]) -> None:
     transcript = "\n\n".join(log)
     summary = (
-        f"Taps and messages: meja 1 {counts[0]}, meja 2 {counts[1]}, meja 4 {counts[2]}: "
-        f"**{sum(counts)} in total**."
+        f"Taps and messages: meja 1 {counts[0]}, meja 2 {counts[1]}, meja 4 {counts[2]}: **{sum(counts)} in total**."
     )
     block = f"{BEGIN}\n{transcript}\n\n{summary}\n{END}"
     out = ROOT / "test-artifacts"
