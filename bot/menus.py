@@ -23,5 +23,7 @@ def commands_for(actor: Actor) -> list[str]:
         if Role.VERIFIKASI in actor.roles:
             cmds.append("verifikasi")
     elif actor.kind in (AccountKind.DINKES, AccountKind.CENTRAL):
-        cmds += ["permintaan", "akun", "tinjau", "cari"]
+        cmds += ["permintaan", "akun", "cabut", "tinjau", "cari"]
+        if actor.kind is AccountKind.CENTRAL:
+            cmds.append("dinkes")
     return [*cmds, *ALWAYS]

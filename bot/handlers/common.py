@@ -11,10 +11,12 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, ErrorEvent, Message
 from redis.exceptions import RedisError
 
+from bot.handlers.admin import standing_text
 from bot.i18n import Translator, pick_locale, translator
 from bot.menus import commands_for
 from core.domain.accounts import AccountState, Actor
 from core.domain.errors import FrontdeskError
+from core.services.registry import Services
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,7 @@ def menu_text(actor: Actor, t: Translator) -> str:
     return "\n".join(lines)
 
 
-async def start(message: Message, actor: Actor, t: Translator, state: FSMContext) -> None:
+async def start(message: Message, actor: Actor, t: Translator, state: FSMContext, services: Services) -> None:
     await state.clear()
     if actor.account_id is None:
         await message.answer(t("start.stranger"))
@@ -49,6 +51,9 @@ async def start(message: Message, actor: Actor, t: Translator, state: FSMContext
         await message.answer(f"{t('start.active', name=actor.name or '')}\n{menu_text(actor, t)}")
     elif actor.state is AccountState.PENDING:
         await message.answer(t("start.pending"))
+    elif actor.state in (AccountState.REJECTED, AccountState.REVOKED):
+        # The reason, and the office that decided (access feature).
+        await message.answer(await standing_text(services, actor, t))
     else:
         await message.answer(t("start.stranger"))
 
