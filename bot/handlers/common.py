@@ -8,7 +8,7 @@ from aiogram import F, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, ErrorEvent, Message
+from aiogram.types import CallbackQuery, ErrorEvent, Message, ReplyKeyboardRemove
 from redis.exceptions import RedisError
 
 from bot.handlers.admin import standing_text
@@ -44,18 +44,22 @@ def menu_text(actor: Actor, t: Translator) -> str:
 
 async def start(message: Message, actor: Actor, t: Translator, state: FSMContext, services: Services) -> None:
     await state.clear()
+    # The chat's command menu follows the account as PL holds it now (also for admins created on the
+    # command line, whom no bot could reach before their first /start).
+    await services.ctx.notifier.refresh_menu(actor.telegram_id)
     if actor.account_id is None:
-        await message.answer(t("start.stranger"))
-        return
-    if actor.state is AccountState.ACTIVE:
-        await message.answer(f"{t('start.active', name=actor.name or '')}\n{menu_text(actor, t)}")
+        text = t("start.stranger")
+    elif actor.state is AccountState.ACTIVE:
+        text = f"{t('start.active', name=actor.name or '')}\n{menu_text(actor, t)}"
     elif actor.state is AccountState.PENDING:
-        await message.answer(t("start.pending"))
+        text = t("start.pending")
     elif actor.state in (AccountState.REJECTED, AccountState.REVOKED):
         # The reason, and the office that decided (access feature).
-        await message.answer(await standing_text(services, actor, t))
+        text = await standing_text(services, actor, t)
     else:
-        await message.answer(t("start.stranger"))
+        text = t("start.stranger")
+    # A reply keyboard left over from an abandoned flow (the share-contact button) goes away.
+    await message.answer(text, reply_markup=ReplyKeyboardRemove())
 
 
 async def help_(message: Message, actor: Actor, t: Translator) -> None:
@@ -65,7 +69,9 @@ async def help_(message: Message, actor: Actor, t: Translator) -> None:
 async def cancel(message: Message, t: Translator, state: FSMContext) -> None:
     had = await state.get_state()
     await state.clear()
-    await message.answer(t("common.cancelled") if had else t("common.nothing_to_cancel"))
+    await message.answer(
+        t("common.cancelled") if had else t("common.nothing_to_cancel"), reply_markup=ReplyKeyboardRemove()
+    )
 
 
 async def fallback(message: Message, actor: Actor, t: Translator) -> None:

@@ -35,3 +35,15 @@ async def test_cancel_with_nothing_in_progress_says_so(harness: Harness) -> None
 async def test_stranger_text_is_answered_not_ignored(harness: Harness) -> None:
     text = harness.text(await harness.send(STRANGER, "3273010101900001"))
     assert "/daftar" in text
+
+
+async def test_start_sets_the_chat_menu_and_clears_a_reply_keyboard(harness: Harness) -> None:
+    from aiogram.methods import SendMessage
+    from aiogram.types import BotCommandScopeChat, ReplyKeyboardRemove
+
+    calls = await harness.send(MEJA1, "/start")
+    [menu] = harness.commands_set(calls)
+    assert isinstance(menu.scope, BotCommandScopeChat) and menu.scope.chat_id == MEJA1.telegram_id
+    assert "antrian" in [c.command for c in menu.commands]
+    [reply] = [c for c in calls if isinstance(c, SendMessage)]
+    assert isinstance(reply.reply_markup, ReplyKeyboardRemove)
