@@ -33,6 +33,7 @@ def serve(
     import uvicorn
 
     from api.main import create_app
+    from api.sandbox import sandbox_note
     from core.db.migrate import upgrade
 
     settings = _settings()
@@ -43,7 +44,10 @@ def serve(
     host = host or settings.api_host
     port = port or settings.api_port
     mode = settings.bot_mode
-    typer.echo(f"PCare Frontdesk: http://{host}:{port}  (bot: {mode}; database: {_redact(settings.database_url)})")
+    typer.echo(
+        f"PCare Frontdesk: http://{host}:{port}  (bot: {mode}; database: {_redact(settings.database_url)})"
+        + sandbox_note(settings, host, port)
+    )
     # log_config=None: uvicorn keeps our logging set-up (identifiers masked in every line).
     uvicorn.run(
         create_app(settings, migrate=False), host=host, port=port, log_level=settings.log_level.lower(), log_config=None

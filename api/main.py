@@ -24,6 +24,7 @@ def create_app(
     clock: Clock | None = None,
     migrate: bool = True,
     run_bot: bool = True,
+    bot_session: object | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
 
@@ -31,8 +32,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if migrate:
             await upgrade(settings.database_url)
-        runtime = build_runtime(settings, clock=clock)
+        runtime = build_runtime(settings, clock=clock, bot_session=bot_session)
         app.state.runtime = runtime
+        sandbox.attach(app, runtime)  # the sandbox's chat store on the bot's session (api/sandbox.py); no-op when off
         if run_bot and runtime.mode == "polling":
             await runtime.bot.delete_webhook(drop_pending_updates=False)
             runtime.tasks.append(asyncio.create_task(_poll(runtime), name="polling"))
