@@ -133,7 +133,10 @@ def audit_verify() -> None:
 
 def _register_subcommands() -> None:
     from api.cli_admin import admin_app
+    from api.cli_import import import_file
     from api.cli_tokens import token_app
+
+    app.command("import")(import_file)
 
     app.add_typer(admin_app, name="admin", help="Accounts: create Dinkes admins and the first accounts.")
     app.add_typer(token_app, name="token", help="Support API tokens.")

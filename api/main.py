@@ -9,7 +9,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.metrics import install_metrics, instrument_engine
 from api.routes import health, metrics, sandbox, support, webhook
+from api.routes.webhook import configure_webhook, drain_webhook_tasks
 from api.runtime import Runtime, build_runtime
 from core.config import Settings
 from core.db.migrate import upgrade
@@ -35,12 +37,17 @@ def create_app(
         runtime = build_runtime(settings, clock=clock, bot_session=bot_session)
         app.state.runtime = runtime
         sandbox.attach(app, runtime)  # the sandbox's chat store on the bot's session (api/sandbox.py); no-op when off
-        if run_bot and runtime.mode == "polling":
-            await runtime.bot.delete_webhook(drop_pending_updates=False)
-            runtime.tasks.append(asyncio.create_task(_poll(runtime), name="polling"))
+        install_metrics(runtime.dispatcher)
+        instrument_engine(runtime.engine)
+        if run_bot:
+            # Webhook mode sets the webhook; polling mode deletes any webhook first.
+            await configure_webhook(runtime)
+            if runtime.mode == "polling":
+                runtime.tasks.append(asyncio.create_task(_poll(runtime), name="polling"))
         try:
             yield
         finally:
+            await drain_webhook_tasks(app)
             await runtime.close()
 
     app = FastAPI(

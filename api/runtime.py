@@ -11,6 +11,7 @@ from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.metrics import instrument_references
 from bot.dedup import MemoryDeduplicator, RedisDeduplicator
 from bot.factory import build_bot, build_dispatcher, build_notifier
 from bot.local_session import LocalSession
@@ -80,7 +81,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, bot_session
     services = build_services(
         engine,
         clock=clock,
-        references=build_reference_sources(settings, engine),
+        references=instrument_references(build_reference_sources(settings, engine)),
         rate_limiter=RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter(),
         lookups_per_minute=settings.lookup_rate_per_minute,
         reference_timeout=settings.reference_timeout_seconds,

@@ -1,0 +1,630 @@
+"""Import target lists and generate their tickets ("generate tiket").
+
+``ImportService.run`` reads a SISDMK export or an Excel/CSV list (python-calamine for spreadsheets,
+the csv module for text), validates every row (:mod:`core.domain.imports`), and writes the valid new
+targets, each with a fresh ticket, in **one transaction**: a file that cannot be read to its end, or a
+database failure half-way, leaves nothing behind. Rows are written in chunks with Core ``INSERT``
+executemany; NIKs already in PL are found with one query per chunk and left alone (or, with
+``update_existing``, updated while the target has no desk entry). A second run of the same file
+changes no target. The run ends with an :class:`ImportReport` (counts, and every rejected row with
+its line and reason), downloadable as CSV or xlsx, and one ``import.run`` audit event with the counts.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import chain, islice
+from pathlib import Path
+from typing import Any, Final
+
+from sqlalchemy import Table, bindparam, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from core.db import models
+from core.db.uow import SqlUnitOfWork
+from core.domain.audit import AuditDraft
+from core.domain.errors import Conflict, InvalidInput
+from core.domain.imports import (
+    HEADER_SEARCH_ROWS,
+    ColumnMap,
+    FaskesInfo,
+    ImportCounts,
+    RowIssue,
+    RowValidator,
+    ValidRow,
+    find_header,
+    generate_tickets,
+    neutralize_cell,
+)
+from core.domain.timeutil import WIT, local_date
+from core.services.context import CoreContext
+from core.services.tokens import ALL_REGIONS, RegionScope
+
+__all__ = [
+    "CHUNK_ROWS",
+    "ImportReport",
+    "ImportService",
+    "Progress",
+    "RowSource",
+    "open_rows",
+    "report_csv",
+    "report_xlsx",
+]
+
+log = logging.getLogger(__name__)
+
+CHUNK_ROWS: Final = 5_000
+_RETRIES: Final = 3
+_TARGETS: Final[Table] = models.Base.metadata.tables["targets"]
+
+#: ``progress(rows_read, total)``; ``total`` is an estimate (lines or sheet rows), None if unknown.
+Progress = Callable[[int, int | None], None]
+
+
+# --------------------------------------------------------------------------------------------
+# Reading files
+# --------------------------------------------------------------------------------------------
+
+_ZIP_MAGIC: Final = b"PK\x03\x04"
+_OLE_MAGIC: Final = b"\xd0\xcf\x11\xe0"
+_DELIMITERS: Final = (",", ";", "\t", "|")
+_SNIFF_BYTES: Final = 1 << 16
+_READ_BLOCK: Final = 1 << 20
+
+
+@dataclass
+class RowSource:
+    """The rows of one file: ``(line, cells)`` with 1-based lines as a spreadsheet shows them."""
+
+    format: str  # csv | xlsx | xls | ods
+    rows: Iterator[tuple[int, Sequence[object]]]
+    total: int | None  # lines or sheet rows, for a progress bar
+    close: Callable[[], None] = lambda: None
+
+
+def _detect_encoding(path: Path) -> str:
+    """UTF-8 (with or without BOM) when the whole file decodes so, else Windows-1252 (Excel's CSV)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with path.open("rb") as fh:
+            while block := fh.read(_READ_BLOCK):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return "cp1252"
+    return "utf-8-sig"
+
+
+def _count_lines(path: Path) -> int:
+    lines, last = 0, b"\n"
+    with path.open("rb") as fh:
+        while block := fh.read(_READ_BLOCK):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (last != b"\n")
+
+
+def _sniff_delimiter(sample: str) -> str:
+    for line in sample.splitlines():
+        if line.strip():
+            counts = {d: line.count(d) for d in _DELIMITERS}
+            best = max(counts, key=lambda d: counts[d])
+            return best if counts[best] else ","
+    return ","
+
+
+def _csv_rows(path: Path) -> RowSource:
+    encoding = _detect_encoding(path)
+    fh = path.open("r", encoding=encoding, errors="replace", newline="")
+    delimiter = _sniff_delimiter(fh.read(_SNIFF_BYTES))
+    fh.seek(0)
+    reader = csv.reader(fh, delimiter=delimiter)
+
+    def rows() -> Iterator[tuple[int, Sequence[object]]]:
+        start = 1
+        try:
+            for cells in reader:
+                yield start, cells
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            raise InvalidInput("import_format", line=reader.line_num + 1, problem=str(exc)[:80]) from None
+
+    return RowSource("csv", rows(), _count_lines(path), fh.close)
+
+
+def _sheet_rows(path: Path, fmt: str) -> RowSource:
+    from python_calamine import CalamineWorkbook
+
+    try:
+        workbook = CalamineWorkbook.from_path(str(path))
+        names = list(workbook.sheet_names)
+        first_error: InvalidInput | None = None
+        for index in range(len(names)):
+            sheet = workbook.get_sheet_by_index(index)
+            iterator = iter(sheet.iter_rows())
+            head = list(islice(iterator, HEADER_SEARCH_ROWS))
+            try:
+                find_header(list(enumerate(head, start=1)))
+            except InvalidInput as exc:
+                first_error = first_error or exc
+                continue
+            rows = chain(enumerate(head, start=1), enumerate(iterator, start=len(head) + 1))
+            return RowSource(fmt, rows, int(sheet.total_height), workbook.close)
+    except InvalidInput:
+        raise
+    except Exception as exc:  # noqa: BLE001 - calamine raises its own error types for broken files
+        raise InvalidInput("import_format", problem=type(exc).__name__) from None
+    workbook.close()
+    raise first_error or InvalidInput("import_empty")
+
+
+def open_rows(path: Path) -> RowSource:
+    """Rows of a CSV (any of , ; tab |, UTF-8 or Windows-1252), xlsx, xls or ods file, told by content."""
+    with path.open("rb") as fh:
+        magic = fh.read(8)
+    if not magic:
+        raise InvalidInput("import_empty")
+    if magic.startswith(_ZIP_MAGIC):
+        fmt = "ods" if _is_ods(path) else "xlsx"
+        return _sheet_rows(path, fmt)
+    if magic.startswith(_OLE_MAGIC):
+        return _sheet_rows(path, "xls")
+    return _csv_rows(path)
+
+
+def _is_ods(path: Path) -> bool:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return "content.xml" in zf.namelist() and "xl/workbook.xml" not in zf.namelist()
+    except zipfile.BadZipFile:
+        return False
+
+
+# --------------------------------------------------------------------------------------------
+# The report
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What one run did. ``issues`` holds rejected rows, warnings and existing targets left alone
+    because they have a desk entry, ordered by line. NIKs in it are masked."""
+
+    id: str
+    filename: str
+    format: str
+    source: str
+    requested_by: str
+    update_existing: bool
+    dry_run: bool
+    started_at: datetime
+    seconds: float  # measured (perf_counter), whatever the clock says
+    header_line: int
+    ignored_columns: tuple[str, ...]
+    rows: int
+    created: int
+    updated: int
+    unchanged: int
+    locked: int
+    rejected: int
+    warnings: int
+    by_reason: dict[str, int] = field(default_factory=dict)
+    issues: tuple[RowIssue, ...] = ()
+
+    @property
+    def finished_at(self) -> datetime:
+        return self.started_at + timedelta(seconds=self.seconds)
+
+    def summary(self) -> dict[str, Any]:
+        """The counts, as JSON primitives (what the audit event records)."""
+        return {
+            "report_id": self.id,
+            "filename": self.filename[:120],
+            "format": self.format,
+            "source": self.source,
+            "requested_by": self.requested_by,
+            "update_existing": self.update_existing,
+            "dry_run": self.dry_run,
+            "rows": self.rows,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "locked": self.locked,
+            "rejected": self.rejected,
+            "warnings": self.warnings,
+        }
+
+
+REPORT_COLUMNS: Final = ("line", "outcome", "reason", "field", "detail", "nik")
+
+
+def report_csv(report: ImportReport) -> str:
+    """The report's rows as CSV (UTF-8 text), each cell neutralised against formula injection."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(REPORT_COLUMNS)
+    for issue in report.issues:
+        writer.writerow(_issue_cells(issue))
+    return out.getvalue()
+
+
+def _issue_cells(issue: RowIssue) -> list[object]:
+    cells = (issue.outcome, issue.reason, issue.field, issue.detail, issue.nik)
+    return [issue.line, *(neutralize_cell(v) for v in cells)]
+
+
+def report_xlsx(report: ImportReport) -> bytes:
+    """The report as an Excel workbook: a summary sheet and one row per issue (openpyxl)."""
+    from openpyxl import Workbook
+
+    wb = Workbook(write_only=True)
+    summary = wb.create_sheet("ringkasan")
+    for key, value in report.summary().items():
+        summary.append([key, neutralize_cell(value) if isinstance(value, str) else value])
+    summary.append(["started_at", report.started_at.isoformat()])
+    summary.append(["seconds", round(report.seconds, 3)])
+    for reason, count in sorted(report.by_reason.items()):
+        summary.append([f"reason:{reason}", count])
+    rows = wb.create_sheet("baris")
+    rows.append(list(REPORT_COLUMNS))
+    for issue in report.issues:
+        rows.append(_issue_cells(issue))
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    validator: RowValidator
+    columns: ColumnMap
+    update_existing: bool
+    source: str
+    now: datetime
+    counts: ImportCounts = field(default_factory=ImportCounts)
+    issues: list[RowIssue] = field(default_factory=list)
+    seen: dict[int, int] = field(default_factory=dict)  # NIK (as int, to save memory) -> first line
+
+    def issue(self, issue: RowIssue) -> None:
+        self.issues.append(issue)
+        by = self.counts.by_reason
+        by[issue.reason] = by.get(issue.reason, 0) + 1
+        if issue.outcome == "rejected":
+            self.counts.rejected += 1
+
+
+class ImportService:
+    def __init__(self, ctx: CoreContext) -> None:
+        self.ctx = ctx
+
+    async def run(
+        self,
+        path: Path,
+        *,
+        filename: str | None = None,
+        update_existing: bool = False,
+        dry_run: bool = False,
+        source: str | None = None,
+        regions: RegionScope = ALL_REGIONS,
+        requested_by: str = "cli",
+        progress: Progress | None = None,
+        chunk_rows: int = CHUNK_ROWS,
+    ) -> ImportReport:
+        """Import one file. Raises ``InvalidInput`` (``import_header``, ``import_format``,
+        ``import_empty``) for a file that is not a target list, ``Conflict`` when PL keeps refusing a
+        chunk, ``Unavailable`` when PL cannot be reached: in every such case nothing is written.
+
+        ``regions`` limits the faskes rows may be assigned to (a regional token must name one);
+        ``dry_run`` validates and counts, then rolls back.
+        """
+        if source is not None and source not in ("sisdmk", "excel"):
+            raise InvalidInput("import_source", got=source[:20])
+        started, perf_start = self.ctx.clock.now(), time.perf_counter()
+        reader = open_rows(path)
+        try:
+            async with self.ctx.uow() as uow:
+                if uow.session.get_bind().dialect.name == "sqlite":
+                    await uow.session.execute(text("PRAGMA cache_size = -65536"))
+                run = await self._prepare(uow, reader, update_existing, source, regions, started)
+                chunk: list[ValidRow] = []
+                for line, cells in reader.rows:
+                    if run.validator.is_blank(cells):
+                        continue
+                    self._take(run, run.validator.validate(cells, line), line, chunk)
+                    if len(chunk) >= chunk_rows:
+                        await self._write(uow, run, chunk)
+                        chunk = []
+                        if progress is not None:
+                            progress(run.counts.rows, reader.total)
+                if chunk:
+                    await self._write(uow, run, chunk)
+                if progress is not None:
+                    progress(run.counts.rows, reader.total)
+                report = self._report(run, reader, path, filename, requested_by, dry_run, started, perf_start)
+                if dry_run:
+                    return report
+                uow.audit(AuditDraft(action="import.run", entity="import", entity_id=report.id, after=report.summary()))
+                await uow.commit()
+        finally:
+            reader.close()
+        log.info(
+            "import %s (%s, %s): %d rows, %d created, %d updated, %d unchanged, %d locked, %d rejected in %.1f s",
+            report.id,
+            report.format,
+            report.source,
+            report.rows,
+            report.created,
+            report.updated,
+            report.unchanged,
+            report.locked,
+            report.rejected,
+            report.seconds,
+        )
+        return report
+
+    async def _prepare(
+        self,
+        uow: SqlUnitOfWork,
+        reader: RowSource,
+        update_existing: bool,
+        source: str | None,
+        regions: RegionScope,
+        now: datetime,
+    ) -> _Run:
+        head = list(islice(reader.rows, HEADER_SEARCH_ROWS))
+        columns = find_header(head)
+        # The rows after the header, then the rest of the file.
+        reader.rows = chain((r for r in head if r[0] > columns.line), reader.rows)
+        faskes = {
+            code: FaskesInfo(kabkota, bool(vaccinator))
+            for code, kabkota, vaccinator in (
+                await uow.session.execute(
+                    select(models.Faskes.code, models.Faskes.kabkota_code, models.Faskes.is_vaccinator)
+                )
+            ).all()
+        }
+        validator = RowValidator(
+            columns,
+            faskes=faskes,
+            today=local_date(now, WIT),  # the latest calendar date anywhere in Indonesia
+            allowed_kabkota=None if regions.everything else regions.allows_kabkota,
+        )
+        return _Run(validator, columns, update_existing, source or columns.source, now)
+
+    @staticmethod
+    def _take(run: _Run, result: ValidRow | RowIssue, line: int, chunk: list[ValidRow]) -> None:
+        run.counts.rows += 1
+        if isinstance(result, RowIssue):
+            run.issue(result)
+            return
+        key = int(result.nik)
+        first = run.seen.get(key)
+        if first is not None:
+            warnings = run.validator.warnings
+            while warnings and warnings[-1].line == line:
+                warnings.pop()
+            run.issue(
+                RowIssue(line, "rejected", "nik.duplicate_in_file", "nik", f"line={first}", result.nik[:6] + "•" * 10)
+            )
+            return
+        run.seen[key] = line
+        chunk.append(result)
+
+    async def _write(self, uow: SqlUnitOfWork, run: _Run, chunk: list[ValidRow]) -> None:
+        """Write one chunk inside a savepoint; a unique violation (a NIK or ticket written meanwhile by
+        someone else) rolls the chunk back and tries it again with a fresh look at PL."""
+        for attempt in range(_RETRIES):
+            try:
+                async with uow.session.begin_nested():
+                    created, updated, unchanged, locked = await self._write_chunk(uow, run, chunk)
+            except IntegrityError:
+                if attempt == _RETRIES - 1:
+                    raise Conflict("import_concurrent_change") from None
+                log.warning("import chunk hit a unique violation; retrying (%d)", attempt + 1)
+                continue
+            counts = run.counts
+            counts.created += created
+            counts.updated += updated
+            counts.unchanged += unchanged
+            counts.locked += len(locked)
+            for issue in locked:
+                run.issue(issue)
+            return
+
+    async def _write_chunk(
+        self, uow: SqlUnitOfWork, run: _Run, chunk: list[ValidRow]
+    ) -> tuple[int, int, int, list[RowIssue]]:
+        session = uow.session
+        t = _TARGETS
+        niks = [r.nik for r in chunk]
+        existing: dict[str, Any]
+        if run.update_existing:
+            cols = [
+                t.c.nik,
+                t.c.id,
+                t.c.first_desk_at,
+                t.c.name,
+                t.c.birth_date,
+                t.c.sex,
+                t.c.phone,
+                t.c.category,
+                t.c.assigned_faskes_code,
+                t.c.scheduled_date,
+            ]
+            rows = (await session.execute(select(*cols).where(t.c.nik.in_(niks)))).all()
+            existing = {row[0]: row for row in rows}
+        else:
+            found = (await session.execute(select(t.c.nik).where(t.c.nik.in_(niks)))).scalars()
+            existing = dict.fromkeys(found)
+        new = [r for r in chunk if r.nik not in existing]
+        if new:
+            tickets = await self._fresh_tickets(uow, len(new))
+            now, source = run.now, run.source
+            await session.execute(
+                insert(t),
+                [
+                    {
+                        "nik": r.nik,
+                        "ticket": ticket,
+                        "name": r.name,
+                        "birth_date": r.birth_date,
+                        "sex": r.sex,
+                        "phone": r.phone,
+                        "category": r.category,
+                        "assigned_faskes_code": r.faskes_code,
+                        "scheduled_date": r.scheduled_date,
+                        "source": source,
+                        "version": 1,
+                        "first_desk_at": None,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for r, ticket in zip(new, tickets, strict=True)
+                ],
+            )
+        if not existing:
+            return len(new), 0, 0, []
+        if not run.update_existing:
+            return len(new), 0, len(existing), []
+        return (len(new), *await self._update_existing(uow, run, chunk, existing))
+
+    async def _update_existing(
+        self, uow: SqlUnitOfWork, run: _Run, chunk: list[ValidRow], existing: dict[str, Any]
+    ) -> tuple[int, int, list[RowIssue]]:
+        """Update existing targets whose data differ, only while they have no desk entry."""
+        t = _TARGETS
+        idx = run.columns.columns
+        has_phone, has_category = "phone" in idx, "category" in idx
+        has_faskes, has_sched = "faskes_code" in idx, "scheduled_date" in idx
+        locked: list[RowIssue] = []
+        candidates: dict[int, dict[str, Any]] = {}
+        unchanged = 0
+        for r in chunk:
+            old = existing.get(r.nik)
+            if old is None:
+                continue
+            if old.first_desk_at is not None:
+                locked.append(RowIssue(r.line, "skipped", "existing.has_desk_entry", "nik", "", r.nik[:6] + "•" * 10))
+                continue
+            # Empty cells never erase what PL holds; absent columns change nothing.
+            values = {
+                "name": r.name,
+                "birth_date": r.birth_date,
+                "sex": r.sex,
+                "phone": r.phone if has_phone and r.phone is not None else old.phone,
+                "category": r.category if has_category else old.category,
+                "assigned_faskes_code": (
+                    r.faskes_code if has_faskes and r.faskes_code is not None else old.assigned_faskes_code
+                ),
+                "scheduled_date": (
+                    r.scheduled_date if has_sched and r.scheduled_date is not None else old.scheduled_date
+                ),
+            }
+            if all(values[k] == getattr(old, k) for k in values):
+                unchanged += 1
+            else:
+                candidates[old.id] = values
+        if candidates:
+            # Lock the rows that will change, re-checking "no desk entry": a registration that got there
+            # first wins, one that comes later waits for this import to commit.
+            free = set(
+                (
+                    await uow.session.execute(
+                        select(t.c.id)
+                        .where(t.c.id.in_(list(candidates)), t.c.first_desk_at.is_(None))
+                        .with_for_update()
+                    )
+                ).scalars()
+            )
+            for target_id in [i for i in candidates if i not in free]:
+                del candidates[target_id]
+                nik = next(n for n, row in existing.items() if row is not None and row.id == target_id)
+                line = next(r.line for r in chunk if r.nik == nik)
+                locked.append(RowIssue(line, "skipped", "existing.has_desk_entry", "nik", "", nik[:6] + "•" * 10))
+            if candidates:
+                stmt = (
+                    update(t)
+                    .where(t.c.id == bindparam("b_id"), t.c.first_desk_at.is_(None))
+                    .values(
+                        {name: bindparam(f"b_{name}") for name in next(iter(candidates.values()))}
+                        | {"version": t.c.version + 1, "updated_at": bindparam("b_now")}
+                    )
+                )
+                await uow.session.execute(
+                    stmt,
+                    [
+                        {"b_id": target_id, "b_now": run.now, **{f"b_{k}": v for k, v in values.items()}}
+                        for target_id, values in candidates.items()
+                    ],
+                )
+        return len(candidates), unchanged, locked
+
+    @staticmethod
+    async def _fresh_tickets(uow: SqlUnitOfWork, count: int) -> list[str]:
+        """``count`` tickets that no target holds (one look-up per batch; a collision is redrawn)."""
+        out: list[str] = []
+        taken: set[str] = set()
+        while len(out) < count:
+            batch = [tk for tk in dict.fromkeys(generate_tickets(count - len(out))) if tk not in taken]
+            in_pl = set(
+                (await uow.session.execute(select(_TARGETS.c.ticket).where(_TARGETS.c.ticket.in_(batch)))).scalars()
+            )
+            for ticket in batch:
+                if ticket not in in_pl:
+                    out.append(ticket)
+                    taken.add(ticket)
+        return out
+
+    @staticmethod
+    def _report(
+        run: _Run,
+        reader: RowSource,
+        path: Path,
+        filename: str | None,
+        requested_by: str,
+        dry_run: bool,
+        started: datetime,
+        perf_start: float,
+    ) -> ImportReport:
+        issues = sorted([*run.issues, *run.validator.warnings], key=lambda i: (i.line, i.outcome != "rejected"))
+        by_reason = dict(run.counts.by_reason)
+        for warning in run.validator.warnings:
+            by_reason[warning.reason] = by_reason.get(warning.reason, 0) + 1
+        c = run.counts
+        return ImportReport(
+            id=uuid.uuid4().hex,
+            filename=filename or path.name,
+            format=reader.format,
+            source=run.source,
+            requested_by=requested_by,
+            update_existing=run.update_existing,
+            dry_run=dry_run,
+            started_at=started,
+            seconds=time.perf_counter() - perf_start,
+            header_line=run.columns.line,
+            ignored_columns=run.columns.ignored,
+            rows=c.rows,
+            created=c.created,
+            updated=c.updated,
+            unchanged=c.unchanged,
+            locked=c.locked,
+            rejected=c.rejected,
+            warnings=len(run.validator.warnings),
+            by_reason=by_reason,
+            issues=tuple(issues),
+        )
