@@ -12,15 +12,15 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 
-from bot.flows import antrian, meja1, meja2, meja4, review, signup, verification
 from bot.dedup import DeduplicateUpdates, Deduplicator, MemoryDeduplicator
+from bot.flows import antrian, meja1, meja2, meja4, review, signup, verification
 from bot.handlers import admin, common, lookup
-from bot.middlewares import ActorMiddleware
+from bot.middlewares import ActorMiddleware, RejectImpossibleIds
 from bot.notifier import Renderer, TelegramNotifier
 from core.services.registry import Services
 
 # A syntactically valid token for a bot that never talks to Telegram (the sandbox, the tests).
-OFFLINE_TOKEN = "1000000000:offline-sandbox-token-not-for-telegram"
+OFFLINE_TOKEN = "1000000000:offline-sandbox-token-not-for-telegram"  # noqa: S105 - not a secret
 
 # Order matters: commands and flows first, the fallback last.
 FEATURES = (common, signup, admin, review, antrian, meja1, meja2, meja4, verification, lookup)
@@ -54,10 +54,15 @@ def build_dispatcher(
     events_isolation: BaseEventIsolation | None = None,
     deduplicator: Deduplicator | None = None,
 ) -> Dispatcher:
-    dp = Dispatcher(storage=storage, events_isolation=events_isolation) if events_isolation else Dispatcher(storage=storage)
+    dp = (
+        Dispatcher(storage=storage, events_isolation=events_isolation)
+        if events_isolation
+        else Dispatcher(storage=storage)
+    )
     # A repeated delivery is dropped before anything else runs.
     dp.update.outer_middleware(DeduplicateUpdates(deduplicator or MemoryDeduplicator()))
     dp.update.outer_middleware(ActorMiddleware(services))
+    dp.callback_query.middleware(RejectImpossibleIds())  # ids in buttons are untrusted: none beyond 64 bits
     dp.errors.register(common.on_error)
     for feature in FEATURES:
         dp.include_router(feature.build_router())

@@ -13,7 +13,6 @@ vitals as text/ints and the list of item ids answered YES.
 
 from __future__ import annotations
 
-import contextlib
 import html
 import re
 import tomllib
@@ -25,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from aiogram import F, Router
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, StateFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
@@ -37,6 +35,7 @@ import core.domain.screening as screening_rules
 from bot.callbacks import VisitAction
 from bot.i18n import Safe, Translator
 from bot.notifier import Renderer
+from bot.replies import edit_or_send, remove_buttons
 from core.domain.accounts import Actor
 from core.domain.errors import Conflict
 from core.domain.screening import Outcome, ScreeningResult, Vitals
@@ -137,26 +136,6 @@ def build_router() -> Router:
 
 # --------------------------------------------------------------------------------------------
 # Shared helpers (meja 4 uses them too)
-
-
-async def edit_or_send(callback: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
-    """Replace the pressed message (so that its buttons cannot be pressed again), or send a new one."""
-    message = callback.message
-    if isinstance(message, Message):
-        try:
-            await message.edit_text(text, reply_markup=markup)
-            return
-        except TelegramBadRequest:
-            pass
-    if callback.bot is not None:
-        await callback.bot.send_message(callback.from_user.id, text, reply_markup=markup)
-
-
-async def remove_buttons(callback: CallbackQuery) -> None:
-    message = callback.message
-    if isinstance(message, Message):
-        with contextlib.suppress(TelegramBadRequest):
-            await message.edit_reply_markup(reply_markup=None)
 
 
 def fmt_date(d: date) -> str:

@@ -26,9 +26,10 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import VisitAction
-from bot.flows.meja2 import edit_or_send, fmt_date, remove_buttons
+from bot.flows.meja2 import fmt_date
 from bot.i18n import Translator
 from bot.notifier import Rendered, Renderer
+from bot.replies import edit_or_send, remove_buttons
 from core.domain.accounts import Actor
 from core.domain.errors import Conflict, InvalidInput, Refused
 from core.domain.visits import KipiOutcome, VisitStatus

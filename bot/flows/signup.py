@@ -27,6 +27,7 @@ from aiogram.types import (
 
 from bot.i18n import Translator
 from bot.notifier import Rendered, Renderer
+from bot.replies import edit_or_send
 from core.domain.accounts import Actor, Role
 from core.domain.identifiers import format_phone, normalize_phone
 from core.services.access import N_APPROVED, N_REJECTED, clean_name
@@ -200,7 +201,7 @@ async def faskes_yes(callback: CallbackQuery, t: Translator, state: FSMContext) 
     data = await state.get_data()
     await state.set_state(Signup.roles)
     roles: list[str] = list(data.get("roles", []))
-    await _edit(callback, f"{_faskes_line(t, data)}\n\n{t('signup.ask_roles')}", _roles_keyboard(t, roles))
+    await edit_or_send(callback, f"{_faskes_line(t, data)}\n\n{t('signup.ask_roles')}", _roles_keyboard(t, roles))
     await callback.answer()
 
 
@@ -210,7 +211,7 @@ def _faskes_line(t: Translator, data: Mapping[str, Any]) -> str:
 
 async def faskes_change(callback: CallbackQuery, t: Translator, state: FSMContext) -> None:
     await state.set_state(Signup.faskes)
-    await _edit(callback, t("signup.expect_faskes"), None)
+    await edit_or_send(callback, t("signup.expect_faskes"), None)
     await callback.answer()
 
 
@@ -254,7 +255,7 @@ async def roles_done(callback: CallbackQuery, t: Translator, state: FSMContext) 
         await callback.answer(t("signup.pick_one"), show_alert=True)
         return
     await state.set_state(Signup.confirm)
-    await _edit(callback, _summary(t, data), _confirm_keyboard(t))
+    await edit_or_send(callback, _summary(t, data), _confirm_keyboard(t))
     await callback.answer()
 
 
@@ -301,26 +302,16 @@ async def submit(callback: CallbackQuery, actor: Actor, t: Translator, state: FS
     done = (
         t("signup.sent", kabkota=kabkota) if submitted.admins_notified else t("signup.sent_no_admin", kabkota=kabkota)
     )
-    await _edit(callback, f"{_summary(t, data)}\n\n{done}", None)
+    await edit_or_send(callback, f"{_summary(t, data)}\n\n{done}", None)
     await callback.answer()
 
 
 async def restart(callback: CallbackQuery, t: Translator, state: FSMContext) -> None:
     await state.clear()
     await state.set_state(Signup.name)
-    await _edit(callback, t("signup.ask_name"), None)
+    await edit_or_send(callback, t("signup.ask_name"), None)
     await callback.answer()
 
 
 async def expect_submit(message: Message, t: Translator) -> None:
     await message.answer(t("signup.expect_submit"), reply_markup=_confirm_keyboard(t))
-
-
-async def _edit(callback: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
-    """Replace the pressed message (and its buttons), so that an old button finds nothing to do."""
-    if isinstance(callback.message, Message):
-        await callback.message.edit_text(text, reply_markup=markup)
-    elif callback.from_user:
-        bot = callback.bot
-        if bot is not None:
-            await bot.send_message(callback.from_user.id, text, reply_markup=markup)

@@ -27,6 +27,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from bot.callbacks import TargetAction
 from bot.i18n import Safe, Translator
 from bot.notifier import Rendered, Renderer
+from bot.replies import edit_or_send
 from core.domain.accounts import Actor, Role, require_role
 from core.domain.errors import Conflict, NotFound, Refused
 from core.domain.identifiers import mask_phone, parse_lookup_key
@@ -262,14 +263,6 @@ async def _in_flow(callback: CallbackQuery, state: FSMContext) -> bool:
     return current is not None and current.startswith(f"{Verify.__name__}:")
 
 
-async def _edit(callback: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
-    """Replace the pressed message (and its buttons), so that an old button finds nothing to do."""
-    if isinstance(callback.message, Message):
-        await callback.message.edit_text(text, reply_markup=markup)
-    elif callback.bot is not None:
-        await callback.bot.send_message(callback.from_user.id, text, reply_markup=markup)
-
-
 async def _send(callback: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
     if isinstance(callback.message, Message):
         await callback.message.answer(text, reply_markup=markup)
@@ -304,13 +297,13 @@ async def expect_choice(message: Message, t: Translator) -> None:
 
 async def choose_fix(callback: CallbackQuery, t: Translator, state: FSMContext) -> None:
     await state.set_state(Verify.key)
-    await _edit(callback, t("verification.ask_key"), None)
+    await edit_or_send(callback, t("verification.ask_key"), None)
     await callback.answer()
 
 
 async def cancel(callback: CallbackQuery, t: Translator, state: FSMContext) -> None:
     await state.clear()
-    await _edit(callback, t("common.cancelled"), None)
+    await edit_or_send(callback, t("common.cancelled"), None)
     await callback.answer()
 
 
@@ -432,7 +425,7 @@ async def pick_field(callback: CallbackQuery, callback_data: VerifyCb, t: Transl
         return
     await state.update_data(field=field)
     await state.set_state(Verify.value)
-    await _edit(callback, t(f"verification.ask.{field}"), _choices(t, field))
+    await edit_or_send(callback, t(f"verification.ask.{field}"), _choices(t, field))
     await callback.answer()
 
 
@@ -459,14 +452,14 @@ async def got_button_value(
     callback: CallbackQuery, callback_data: VerifyCb, actor: Actor, t: Translator, state: FSMContext, services: Services
 ) -> None:
     text, markup = await _store_value(callback_data.value, actor, t, state, services)
-    await _edit(callback, text, markup)
+    await edit_or_send(callback, text, markup)
     await callback.answer()
 
 
 async def back_to_fields(callback: CallbackQuery, t: Translator, state: FSMContext) -> None:
     await state.set_state(Verify.fields)
     text, markup = _fields_view(t, await state.get_data())
-    await _edit(callback, text, markup)
+    await edit_or_send(callback, text, markup)
     await callback.answer()
 
 
@@ -510,12 +503,12 @@ async def show_summary(
     except (Refused, Conflict) as exc:
         # Registered at meja 1 or changed since it was opened: this draft is of no use any more.
         await state.clear()
-        await _edit(callback, t.error(exc), None)
+        await edit_or_send(callback, t.error(exc), None)
         return
     await state.set_state(Verify.summary)
     decision = "verification.will_apply" if preview.decision is Decision.APPLY else "verification.will_queue"
     text = f"{_summary_text(t, preview, 'verification.summary_fix')}\n\n{t(decision)}"
-    await _edit(callback, text, _summary_markup(t))
+    await edit_or_send(callback, text, _summary_markup(t))
 
 
 async def expect_submit(message: Message, t: Translator) -> None:
@@ -542,11 +535,11 @@ async def submit_correction(
     except (Refused, Conflict) as exc:
         # Registered at meja 1 or changed meanwhile: nothing was written, the draft is of no use.
         await state.clear()
-        await _edit(callback, t.error(exc), None)
+        await edit_or_send(callback, t.error(exc), None)
         return
     await state.clear()
     text = f"{_summary_text(t, done, 'verification.summary_fix')}\n\n{_outcome(t, done)}"
-    await _edit(callback, text, None)
+    await edit_or_send(callback, text, None)
 
 
 # --- addition ------------------------------------------------------------------------------
@@ -561,10 +554,10 @@ async def choose_add(
     await state.set_state(Verify.add_nik)
     await callback.answer()
     if not pending:
-        await _edit(callback, f"{t('verification.add.title')}\n{t('verification.add.ask_nik')}", None)
+        await edit_or_send(callback, f"{t('verification.add.title')}\n{t('verification.add.ask_nik')}", None)
         return
     # The NIK the verifier just typed (kept in FSM data, never in a button): checked as if typed again.
-    await _edit(callback, f"{t('verification.add.title')}\n{t('verification.add.ask_nik')}", None)
+    await edit_or_send(callback, f"{t('verification.add.title')}\n{t('verification.add.ask_nik')}", None)
     new = await services.verification.check_new_nik(actor, str(pending))
     await _send(callback, await _accept_nik(new, t, state))
 
@@ -654,10 +647,10 @@ async def got_new_sex(
     await callback.answer()
     if sex != encoded:
         text = t("verification.add.sex_mismatch", typed=show_value(t, "sex", sex), nik=show_value(t, "sex", encoded))
-        await _edit(callback, text, _keep_markup(t, "sex"))
+        await edit_or_send(callback, text, _keep_markup(t, "sex"))
         return
     await state.set_state(Verify.add_phone)
-    await _edit(callback, t("verification.add.ask_phone"), _phone_markup(t))
+    await edit_or_send(callback, t("verification.add.ask_phone"), _phone_markup(t))
 
 
 async def expect_new_sex(message: Message, t: Translator) -> None:
@@ -669,20 +662,20 @@ async def keep_value(callback: CallbackQuery, callback_data: VerifyCb, t: Transl
     await callback.answer()
     if callback_data.value == "birth":
         await state.set_state(Verify.add_sex)
-        await _edit(callback, t("verification.add.ask_sex"), _sex_markup(t))
+        await edit_or_send(callback, t("verification.add.ask_sex"), _sex_markup(t))
     else:
         await state.set_state(Verify.add_phone)
-        await _edit(callback, t("verification.add.ask_phone"), _phone_markup(t))
+        await edit_or_send(callback, t("verification.add.ask_phone"), _phone_markup(t))
 
 
 async def retype_value(callback: CallbackQuery, callback_data: VerifyCb, t: Translator, state: FSMContext) -> None:
     await callback.answer()
     if callback_data.value == "birth":
         await state.set_state(Verify.add_birth)
-        await _edit(callback, t("verification.add.ask_birth"), None)
+        await edit_or_send(callback, t("verification.add.ask_birth"), None)
     else:
         await state.set_state(Verify.add_sex)
-        await _edit(callback, t("verification.add.ask_sex"), _sex_markup(t))
+        await edit_or_send(callback, t("verification.add.ask_sex"), _sex_markup(t))
 
 
 async def got_new_phone(message: Message, actor: Actor, t: Translator, state: FSMContext, services: Services) -> None:
@@ -696,7 +689,7 @@ async def got_new_phone(message: Message, actor: Actor, t: Translator, state: FS
 async def skip_phone(callback: CallbackQuery, t: Translator, state: FSMContext) -> None:
     await state.update_data(phone=None)
     await state.set_state(Verify.add_category)
-    await _edit(callback, t("verification.add.ask_category"), _category_markup(t))
+    await edit_or_send(callback, t("verification.add.ask_category"), _category_markup(t))
     await callback.answer()
 
 
@@ -750,7 +743,7 @@ async def got_new_category(
     await state.set_state(Verify.add_summary)
     decision = "verification.will_apply_add" if preview.decision is Decision.APPLY else "verification.will_queue"
     text = f"{_addition_text(t, preview, str(data.get('nik', '')))}\n\n{t(decision)}"
-    await _edit(callback, text, _addition_markup(t))
+    await edit_or_send(callback, text, _addition_markup(t))
 
 
 async def expect_new_category(message: Message, t: Translator) -> None:
@@ -766,11 +759,11 @@ async def submit_addition(
         done = await services.verification.submit_addition(actor, _draft(data))
     except (Refused, Conflict) as exc:
         await state.clear()
-        await _edit(callback, t.error(exc), None)
+        await edit_or_send(callback, t.error(exc), None)
         return
     await state.clear()
     text = f"{_addition_text(t, done, str(data.get('nik', '')))}\n\n{_outcome(t, done)}"
-    await _edit(callback, text, None)
+    await edit_or_send(callback, text, None)
 
 
 async def restart_addition(callback: CallbackQuery, t: Translator, state: FSMContext) -> None:
@@ -778,5 +771,5 @@ async def restart_addition(callback: CallbackQuery, t: Translator, state: FSMCon
     data = await state.get_data()
     await state.set_data({k: data[k] for k in ("mode", "nik", "nik_birth", "nik_sex") if k in data})
     await state.set_state(Verify.add_name)
-    await _edit(callback, t("verification.add.ask_name", nik=data.get("nik", "")), None)
+    await edit_or_send(callback, t("verification.add.ask_name", nik=data.get("nik", "")), None)
     await callback.answer()

@@ -27,6 +27,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from bot.flows.signup import ROLE_ORDER, office_label, roles_label
 from bot.i18n import Safe, Translator, translator
 from bot.notifier import Rendered, Renderer
+from bot.replies import edit_or_send
 from core.domain.accounts import AccountKind, AccountState, Actor, Role
 from core.domain.errors import Conflict
 from core.services.access import (
@@ -380,16 +381,6 @@ def _int(raw: str) -> int | None:
     return int(raw) if raw.isdigit() and len(raw) < 19 else None
 
 
-async def _edit_pressed(callback: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
-    if isinstance(callback.message, Message):
-        try:
-            await callback.message.edit_text(text, reply_markup=markup)
-        except TelegramBadRequest as exc:  # "message is not modified" and the like
-            log.debug("edit skipped: %s", exc)
-    elif callback.bot is not None:
-        await callback.bot.send_message(callback.from_user.id, text, reply_markup=markup)
-
-
 async def _edit_message(
     bot: Bot, chat_id: int, message_id: int, text: str, markup: InlineKeyboardMarkup | None
 ) -> None:
@@ -412,7 +403,7 @@ async def pending_page(
     callback: CallbackQuery, callback_data: ReqPageCb, actor: Actor, t: Translator, services: Services
 ) -> None:
     page = await services.access.pending_requests(actor, offset=callback_data.offset)
-    await _edit_pressed(callback, *render_pending(t, page))
+    await edit_or_send(callback, *render_pending(t, page))
     await callback.answer()
 
 
@@ -433,9 +424,9 @@ async def _after_decision(
     callback: CallbackQuery, page: int, actor: Actor, t: Translator, services: Services, view: RequestView | None
 ) -> None:
     if page >= 0:
-        await _edit_pressed(callback, *render_pending(t, await services.access.pending_requests(actor, offset=page)))
+        await edit_or_send(callback, *render_pending(t, await services.access.pending_requests(actor, offset=page)))
     elif view is not None:
-        await _edit_pressed(callback, _decided_card(t, view), None)
+        await edit_or_send(callback, _decided_card(t, view), None)
     elif isinstance(callback.message, Message):
         try:
             await callback.message.edit_reply_markup(reply_markup=None)
@@ -514,7 +505,7 @@ async def reason_button(
     data = await state.get_data()
     same = data.get("kind") == callback_data.kind and data.get("target") == callback_data.target
     text = await _act(actor, t, services, callback_data.kind, callback_data.target, reason)
-    await _edit_pressed(callback, text, None)
+    await edit_or_send(callback, text, None)
     if same:
         await state.clear()
         await _refresh_origin(callback.bot, actor, t, services, data)
@@ -596,7 +587,7 @@ async def accounts_page(
     page = await services.access.accounts_of_faskes(
         actor, callback_data.faskes, offset=callback_data.offset, limit=ACCOUNTS_PAGE
     )
-    await _edit_pressed(callback, *render_accounts(t, page))
+    await edit_or_send(callback, *render_accounts(t, page))
     await callback.answer()
 
 
@@ -634,7 +625,7 @@ async def roles_button(
 ) -> None:
     view = await services.access.account(actor, callback_data.account_id)
     markup = _roles_keyboard(t, view.account_id, view.version, _mask(view.roles), callback_data.offset)
-    await _edit_pressed(callback, t("admin.roles_title", name=view.name), markup)
+    await edit_or_send(callback, t("admin.roles_title", name=view.name), markup)
     await callback.answer()
 
 
@@ -652,7 +643,7 @@ async def roles_toggle(
         page = await services.access.accounts_of_faskes(
             actor, a.faskes_code or "", offset=cb.offset, limit=ACCOUNTS_PAGE
         )
-        await _edit_pressed(callback, *render_accounts(t, page, header))
+        await edit_or_send(callback, *render_accounts(t, page, header))
         await callback.answer(header[:190])
         return
     view = await services.access.account(actor, cb.account_id)  # scope, even for a mere toggle
@@ -660,7 +651,7 @@ async def roles_toggle(
         page = await services.access.accounts_of_faskes(
             actor, view.faskes_code or "", offset=cb.offset, limit=ACCOUNTS_PAGE
         )
-        await _edit_pressed(callback, *render_accounts(t, page))
+        await edit_or_send(callback, *render_accounts(t, page))
     elif cb.action == "t" and 0 <= cb.bit < len(ROLE_ORDER):
         mask = cb.mask ^ (1 << cb.bit)
         if not mask:
@@ -722,9 +713,9 @@ async def language_button(
     callback: CallbackQuery, callback_data: LangCb, actor: Actor, t: Translator, services: Services
 ) -> None:
     if actor.account_id is None:
-        await _edit_pressed(callback, t("bahasa.stranger"), None)
+        await edit_or_send(callback, t("bahasa.stranger"), None)
         await callback.answer()
         return
     choice = await services.access.set_locale(actor, callback_data.code)
-    await _edit_pressed(callback, translator(choice.locale)("bahasa.set"), None)
+    await edit_or_send(callback, translator(choice.locale)("bahasa.set"), None)
     await callback.answer()
