@@ -37,10 +37,10 @@ from core.domain.errors import (
     Refused,
     Unavailable,
 )
-from core.services.context import CoreContext
-from core.services.imports import ImportReport, ImportService, report_csv, report_xlsx
-from core.services.stats import GROUPINGS, StatsService
-from core.services.tokens import Principal, TokenService
+from core.services.imports import ImportReport, report_csv, report_xlsx
+from core.services.registry import Services
+from core.services.stats import GROUPINGS
+from core.services.tokens import Principal
 
 PREFIX: Final = "/api/v1"
 MAX_UPLOAD_BYTES: Final = 256 * 1024 * 1024
@@ -107,9 +107,9 @@ _bearer = HTTPBearer(
 )
 
 
-def _ctx(request: Request) -> CoreContext:
-    ctx: CoreContext = request.app.state.runtime.services.ctx
-    return ctx
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.runtime.services
+    return services
 
 
 async def current_principal(
@@ -117,7 +117,7 @@ async def current_principal(
 ) -> Principal:
     if credentials is None:
         raise HTTPException(401, detail={"code": "auth.missing", "params": {}}, headers={"WWW-Authenticate": "Bearer"})
-    principal = await TokenService(_ctx(request)).verify(credentials.credentials)
+    principal = await _services(request).tokens.verify(credentials.credentials)
     if principal is None:
         raise HTTPException(401, detail={"code": "auth.invalid", "params": {}}, headers={"WWW-Authenticate": "Bearer"})
     return principal
@@ -593,7 +593,7 @@ def build_router() -> APIRouter:
     ) -> ProgressOut:
         """Visits registered, screened by outcome (and referred), vaccinated per dose, and KIPI by
         severity, per day and/or per faskes, kabupaten/kota or province, over at most 92 days."""
-        report = await StatsService(_ctx(request)).progress(
+        report = await _services(request).stats.progress(
             principal.regions,
             date_from=date_from,
             date_to=date_to,
@@ -616,7 +616,7 @@ def build_router() -> APIRouter:
         offset: Offset = 0,
     ) -> StuckPageOut:
         """Visits opened but not finished by the end of their day (faskes' local time), oldest first."""
-        page = await StatsService(_ctx(request)).stuck(
+        page = await _services(request).stats.stuck(
             principal.regions,
             kabkota=kabkota,
             faskes=faskes.upper() if faskes else None,
@@ -645,7 +645,7 @@ def build_router() -> APIRouter:
     ) -> RecipientListOut:
         """A faskes' list of recipients for a day: the visits opened there, each with its desk status,
         and how many people assigned there for the day have not come."""
-        stats = StatsService(_ctx(request))
+        stats = _services(request).stats
         result = await stats.recipients(
             principal.regions,
             _faskes_path(faskes_code),
@@ -666,7 +666,7 @@ def build_router() -> APIRouter:
     async def lookup_target(request: Request, principal: TargetReader, body: LookupIn) -> TargetOut:
         """Find a target by ticket or NIK (in the body, so that a NIK never lands in a URL or an access
         log). Masked unless `unmask` is true; an unmasked read is recorded in the audit trail."""
-        view = await StatsService(_ctx(request)).target(principal, key=body.key, unmask=_unmask(principal, body.unmask))
+        view = await _services(request).stats.target(principal, key=body.key, unmask=_unmask(principal, body.unmask))
         return TargetOut.model_validate(view)
 
     @router.get(
@@ -683,7 +683,7 @@ def build_router() -> APIRouter:
         unmask: Unmask = False,
     ) -> TargetOut:
         """A target by its id (as found in the audit trail, corrections and stuck visits)."""
-        stats = StatsService(_ctx(request))
+        stats = _services(request).stats
         view = await stats.target(principal, target_id=target_id, unmask=_unmask(principal, unmask))
         return TargetOut.model_validate(view)
 
@@ -701,7 +701,7 @@ def build_router() -> APIRouter:
     ) -> CorrectionPageOut:
         """Corrections and additions by verifiers that the reference sources could not confirm, waiting
         for the Dinkes admin (other statuses on request), oldest first."""
-        page = await StatsService(_ctx(request)).corrections(
+        page = await _services(request).stats.corrections(
             principal.regions,
             kabkota=kabkota,
             status=status,
@@ -729,7 +729,7 @@ def build_router() -> APIRouter:
         unmask: Unmask = False,
     ) -> AuditPageOut:
         """Audit events, newest first, filtered by actor, target, faskes, district, action and time."""
-        page = await StatsService(_ctx(request)).audit(
+        page = await _services(request).stats.audit(
             principal.regions,
             actor=actor,
             target_id=target,
@@ -758,7 +758,7 @@ def build_router() -> APIRouter:
         offset: Offset = 0,
     ) -> AccountPageOut:
         """Accounts of faskes staff and Dinkes admins in the token's regions (phones masked)."""
-        page = await StatsService(_ctx(request)).accounts(
+        page = await _services(request).stats.accounts(
             principal.regions,
             kabkota=kabkota,
             faskes=faskes.upper() if faskes else None,
@@ -779,7 +779,7 @@ def build_router() -> APIRouter:
         offset: Offset = 0,
     ) -> AccessRequestPageOut:
         """Access requests (pending by default), oldest first."""
-        page = await StatsService(_ctx(request)).access_requests(
+        page = await _services(request).stats.access_requests(
             principal.regions, kabkota=kabkota, status=status, limit=limit, offset=offset
         )
         return AccessRequestPageOut.model_validate(page)
@@ -788,7 +788,7 @@ def build_router() -> APIRouter:
     async def districts(request: Request, principal: AccountReader) -> list[DistrictOut]:
         """Per kabupaten/kota in the token's regions: accounts by state, pending access requests and
         corrections waiting for review."""
-        rows = await StatsService(_ctx(request)).districts(principal.regions)
+        rows = await _services(request).stats.districts(principal.regions)
         return [DistrictOut.model_validate(r) for r in rows]
 
     # --- imports ----------------------------------------------------------------------------
@@ -838,7 +838,7 @@ def build_router() -> APIRouter:
             if content_type.lower().startswith("multipart/form-data"):
                 path = Path(tmp) / "file"
                 filename = await asyncio.to_thread(_extract_multipart_file, body, content_type, path) or filename
-            report = await ImportService(_ctx(request)).run(
+            report = await _services(request).imports.run(
                 path,
                 filename=filename or "upload",
                 update_existing=update_existing,

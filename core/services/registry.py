@@ -13,10 +13,13 @@ from core.services.access import AccessService
 from core.services.accounts import AccountService
 from core.services.audit import AuditService
 from core.services.context import CoreContext, NullNotifier
+from core.services.imports import ImportService
 from core.services.lookup import LookupService
 from core.services.recipients import RecipientsService
 from core.services.registration import RegistrationService
 from core.services.screening import ScreeningService
+from core.services.stats import StatsService
+from core.services.tokens import TokenService
 from core.services.vaccination import VaccinationService
 from core.services.verification import VerificationService
 
@@ -33,6 +36,9 @@ class Services:
     vaccination: VaccinationService
     verification: VerificationService
     audit: AuditService
+    stats: StatsService
+    tokens: TokenService
+    imports: ImportService
 
     def set_notifier(self, notifier: Notifier) -> None:
         """The bot's notifier exists only after the services (it resolves actors through them)."""
@@ -69,4 +75,7 @@ def build_services(
         vaccination=VaccinationService(ctx),
         verification=VerificationService(ctx),
         audit=AuditService(ctx),
+        stats=StatsService(ctx),
+        tokens=TokenService(ctx),
+        imports=ImportService(ctx),
     )
