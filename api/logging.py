@@ -10,14 +10,15 @@ import logging
 import re
 import sys
 
-# 16 digits not inside a longer number: a NIK. Keep the region (first 6), hide the rest.
-_NIK = re.compile(r"(?<!\d)(\d{6})\d{10}(?!\d)")
+# 16 digits not inside a longer number: a NIK, also as people type it (3273 0164 1095 8792, 3273.01.64...:
+# one space, dot or dash between any two digits). Keep the region (first 6), hide the rest.
+_NIK = re.compile(r"(?<!\d)(\d(?:[ .-]?\d){5})(?:[ .-]?\d){10}(?!\d)")
 # Indonesian mobile numbers as people and E.164 write them: +62 8…, 62 8…, 08… (9 to 13 digits, separators allowed).
 _PHONE = re.compile(r"(?<![\d+])(\+?62|0)[\s.-]?(8\d{2})[\s.-]?\d{2,4}[\s.-]?\d{2,4}[\s.-]?\d{0,4}(?!\d)")
 
 
 def mask_identifiers(text: str) -> str:
-    text = _NIK.sub(lambda m: m.group(1) + "•" * 10, text)
+    text = _NIK.sub(lambda m: re.sub(r"\D", "", m.group(1)) + "•" * 10, text)
     return _PHONE.sub(lambda m: f"{m.group(1)}{m.group(2)}••••", text)
 
 

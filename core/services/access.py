@@ -206,7 +206,8 @@ class LocaleChoice:
 
 def clean_name(raw: str) -> str:
     name = _SPACES.sub(" ", raw).strip()
-    if len(name) < 2 or not any(ch.isalpha() for ch in name):
+    # Control characters (a NUL) are never part of a name, and PostgreSQL refuses them in text.
+    if len(name) < 2 or not any(ch.isalpha() for ch in name) or not name.isprintable():
         raise InvalidInput("requester_name")
     if len(name) > NAME_MAX:
         raise InvalidInput("requester_name_long", max=NAME_MAX)
@@ -236,7 +237,7 @@ def clean_roles(raw: Iterable[str | Role]) -> frozenset[Role]:
 def clean_reason(raw: str) -> str:
     reason = _SPACES.sub(" ", raw).strip()
     # Letters, not only digits: a NIK typed into the reason step by mistake must not reach the requester.
-    if sum(ch.isalpha() for ch in reason) < 3:
+    if sum(ch.isalpha() for ch in reason) < 3 or not reason.isprintable():
         raise InvalidInput("decision_reason")
     if len(reason) > REASON_MAX:
         raise InvalidInput("decision_reason_long", max=REASON_MAX)

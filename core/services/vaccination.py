@@ -380,7 +380,8 @@ class VaccinationService:
 
         ``Refused("observation_early", minutes=, remaining=)`` for "none" before 30 minutes unless ``early``.
         """
-        note = " ".join((description or "").split()) or None
+        # Free text: control characters dropped (PostgreSQL refuses a NUL; none belongs in PL).
+        note = " ".join("".join(ch for ch in description or "" if ch.isprintable() or ch.isspace()).split()) or None
         if outcome is KipiOutcome.SERIOUS and note is None:
             raise InvalidInput("kipi_description")
         if note is not None and len(note) > KIPI_DESCRIPTION_MAX:

@@ -240,7 +240,8 @@ def _verdicts(evidence: Sequence[Any]) -> tuple[SourceVerdict, ...]:
 def _name(raw: str) -> str:
     name = " ".join(raw.split())
     letters = sum(ch.isalpha() for ch in name)
-    if letters < 2 or len(name) > _NAME_MAX or any(ch.isdigit() for ch in name):
+    # Not printable: control characters (a NUL is refused by PostgreSQL outright), bidi overrides.
+    if letters < 2 or len(name) > _NAME_MAX or any(ch.isdigit() for ch in name) or not name.isprintable():
         raise InvalidInput("target_name")
     return name
 
