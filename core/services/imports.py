@@ -90,8 +90,23 @@ class RowSource:
     close: Callable[[], None] = lambda: None
 
 
+_UNICODE_BOMS = (
+    # UTF-32 first: its little-endian mark begins with UTF-16's.
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
 def _detect_encoding(path: Path) -> str:
-    """UTF-8 (with or without BOM) when the whole file decodes so, else Windows-1252 (Excel's CSV)."""
+    """UTF-16/32 by their byte-order mark (Excel's "Unicode text" export); UTF-8 (with or without BOM) when
+    the whole file decodes so; else Windows-1252 (Excel's CSV)."""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    for bom, encoding in _UNICODE_BOMS:
+        if head.startswith(bom):
+            return encoding
     decoder = codecs.getincrementaldecoder("utf-8")()
     try:
         with path.open("rb") as fh:

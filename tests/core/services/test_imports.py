@@ -482,3 +482,21 @@ async def test_started_at_comes_from_the_clock(imports: ImportService, tmp_path,
     report = await imports.run(write_csv(tmp_path / "c.csv", [row()]))
     assert report.started_at == clock.now() == datetime(2026, 11, 26, 3, tzinfo=UTC)
     assert report.seconds >= 0
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "utf-16-be"])
+async def test_excel_unicode_text_exports_are_read(imports: ImportService, tmp_path: Path, encoding: str) -> None:
+    """Excel's "Unicode text" export is UTF-16 with a byte-order mark: it reads like any CSV."""
+    import csv
+    import io
+    import random
+
+    rng = random.Random(3)
+    rows = [person(i, rng) for i in range(3)]
+    buf = io.StringIO()
+    csv.writer(buf).writerows([HEADER, *rows])
+    data = buf.getvalue()
+    path = tmp_path / f"list-{encoding}.csv"
+    path.write_bytes(("\ufeff" + data).encode(encoding) if encoding.endswith("-be") else data.encode(encoding))
+    report = await imports.run(path)
+    assert report.created == 3 and report.rejected == 0
