@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import typer
 
@@ -28,6 +29,13 @@ def serve(
     host: str | None = typer.Option(None, help="Listen address (default from API_HOST, 127.0.0.1)."),
     port: int | None = typer.Option(None, help="Port (default from API_PORT, 8000)."),
     seed_if_empty: bool = typer.Option(False, "--seed-if-empty", help="Seed the demo data when the database is empty."),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        help="Worker processes (default from WEB_CONCURRENCY, 1). More than one needs webhook mode (or no bot, "
+        "no sandbox) and REDIS_URL.",
+    ),
 ) -> None:
     """Migrate, then run the API and the bot (polling with a token, webhook with a URL, offline without)."""
     import uvicorn
@@ -38,6 +46,13 @@ def serve(
 
     settings = _settings()
     _configure_logging(settings.log_level)
+    workers = workers or settings.web_concurrency
+    if workers > 1:
+        problem = multi_worker_problem(settings)
+        if problem:
+            typer.echo(f"--workers {workers}: {problem}", err=True)
+            raise typer.Exit(2)
+    # Once, before any worker starts: workers never migrate.
     asyncio.run(upgrade(settings.database_url))
     if seed_if_empty:
         asyncio.run(_seed(settings, only_if_empty=True))
@@ -45,13 +60,53 @@ def serve(
     port = port or settings.api_port
     mode = settings.bot_mode
     typer.echo(
-        f"PCare Frontdesk: http://{host}:{port}  (bot: {mode}; database: {_redact(settings.database_url)})"
-        + sandbox_note(settings, host, port)
+        f"PCare Frontdesk: http://{host}:{port}  (bot: {mode}, {len(settings.bot_tokens)} bot(s); "
+        f"workers: {workers}; database: {_redact(settings.database_url)})" + sandbox_note(settings, host, port)
     )
-    # log_config=None: uvicorn keeps our logging set-up (identifiers masked in every line).
+    level = settings.log_level.lower()
+    if workers == 1:
+        # log_config=None: uvicorn keeps our logging set-up (identifiers masked in every line).
+        uvicorn.run(create_app(settings, migrate=False), host=host, port=port, log_level=level, log_config=None)
+        return
+    # Several processes: the webhook is set once here; each worker builds its own runtime from the
+    # environment (api.main:app_from_env) and takes its share of Telegram's per-bot rate.
+    if settings.webhook_setup:
+        asyncio.run(_configure_webhook_once(settings))
+    os.environ["WEBHOOK_SETUP"] = "false"
+    os.environ["WEB_CONCURRENCY"] = str(workers)
     uvicorn.run(
-        create_app(settings, migrate=False), host=host, port=port, log_level=settings.log_level.lower(), log_config=None
+        "api.main:app_from_env",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level=level,
+        log_config=None,
     )
+
+
+def multi_worker_problem(settings: Settings) -> str | None:
+    """Why these settings cannot run in several worker processes (None: they can)."""
+    from api.sandbox import decide
+
+    if settings.bot_mode == "polling":
+        return "polling has one getUpdates reader per bot; set WEBHOOK_URL (webhook mode) to run several workers"
+    if settings.bot_mode == "webhook" and not settings.redis_url:
+        return "conversation state, update de-duplication and limits must be shared: set REDIS_URL"
+    if decide(settings).enabled:
+        return "the sandbox keeps its chats in one process; set SANDBOX_ENABLED=false"
+    return None
+
+
+async def _configure_webhook_once(settings: Settings) -> None:
+    from api.routes.webhook import configure_webhook
+    from api.runtime import build_runtime
+
+    runtime = build_runtime(settings)
+    try:
+        await configure_webhook(runtime)
+    finally:
+        await runtime.close()
 
 
 def _redact(url: str) -> str:

@@ -40,8 +40,10 @@ def create_app(
         install_metrics(runtime.dispatcher)
         instrument_engine(runtime.engine)
         if run_bot:
-            # Webhook mode sets the webhook; polling mode deletes any webhook first.
-            await configure_webhook(runtime)
+            # Webhook mode sets the webhook; polling mode deletes any webhook first. Several worker
+            # processes (`frontdesk serve --workers N`) leave this to the parent, which did it once.
+            if settings.webhook_setup:
+                await configure_webhook(runtime)
             if runtime.mode == "polling":
                 runtime.tasks.append(asyncio.create_task(_poll(runtime), name="polling"))
         try:
@@ -64,6 +66,19 @@ def create_app(
     return app
 
 
+def app_from_env() -> FastAPI:
+    """uvicorn's factory for several worker processes (``frontdesk serve --workers N``, or
+    ``uvicorn --factory api.main:app_from_env``): each worker reads its settings from the environment.
+
+    Workers never migrate: ``frontdesk serve`` (or ``frontdesk db upgrade``) migrates once before they start.
+    """
+    from api.logging import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return create_app(settings, migrate=False)
+
+
 async def _poll(runtime: Runtime) -> None:
-    log.info("long polling %s", runtime.settings.telegram_api_base or "Telegram")
-    await runtime.dispatcher.start_polling(runtime.bot, handle_signals=False, close_bot_session=False)
+    log.info("long polling %s (%d bots)", runtime.settings.telegram_api_base or "Telegram", len(runtime.bots))
+    await runtime.dispatcher.start_polling(*runtime.bots.values(), handle_signals=False, close_bot_session=False)

@@ -15,11 +15,14 @@ from api.metrics import instrument_references
 from bot.dedup import MemoryDeduplicator, RedisDeduplicator
 from bot.factory import build_bot, build_dispatcher, build_notifier
 from bot.local_session import LocalSession
-from core.config import Settings
+from bot.outgoing import OutgoingLimits
+from bot.routing import BotDirectory
+from core.config import SINGLE_BOT_KEY, Settings
 from core.db.engine import create_engine
 from core.ports import Clock
 from core.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from core.references.factory import build_reference_sources, close_reference_sources
+from core.services.channels import ChannelService
 from core.services.registry import Services, build_services
 
 log = logging.getLogger(__name__)
@@ -31,14 +34,20 @@ class Runtime:
     engine: AsyncEngine
     services: Services
     storage: BaseStorage
-    bot: Bot
+    bot: Bot  # the first (default) bot
     dispatcher: Dispatcher
     redis: object | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    directory: BotDirectory | None = None  # every bot by key (one, or several: TELEGRAM_BOT_TOKENS)
+    channels: ChannelService | None = None
 
     @property
     def mode(self) -> str:
         return self.settings.bot_mode
+
+    @property
+    def bots(self) -> dict[str, Bot]:
+        return dict(self.directory.bots) if self.directory is not None else {SINGLE_BOT_KEY: self.bot}
 
     async def close(self) -> None:
         for task in self.tasks:
@@ -51,7 +60,9 @@ class Runtime:
             except Exception:
                 log.exception("background task %s failed", task.get_name())
         await self.storage.close()
-        await self.bot.session.close()
+        sessions = {id(bot.session): bot.session for bot in [self.bot, *self.bots.values()]}
+        for session in sessions.values():
+            await session.close()
         if self.redis is not None:
             await self.redis.aclose()  # type: ignore[attr-defined]
         await close_reference_sources(self.services.ctx.references)
@@ -86,18 +97,18 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, bot_session
         lookups_per_minute=settings.lookup_rate_per_minute,
         reference_timeout=settings.reference_timeout_seconds,
     )
-    token = settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else None
-    if bot_session is None and token is None:
-        # Offline (no token): replies stay in process; the sandbox attaches its chat store as the sink.
-        bot_session = LocalSession()
-    bot = build_bot(token, api_base=settings.telegram_api_base, session=bot_session)  # type: ignore[arg-type]
-    services.set_notifier(build_notifier(bot, services))
+    directory = build_bots(settings, bot_session)
+    bot = directory.primary
+    channels = ChannelService(services.ctx)
+    services.set_notifier(build_notifier(bot, services, directory=directory, channels=channels))
     deduplicator = RedisDeduplicator(redis) if redis is not None else MemoryDeduplicator()
     dispatcher = build_dispatcher(
         services,
         storage,
         events_isolation=isolation,
         deduplicator=deduplicator,  # type: ignore[arg-type]
+        directory=directory,
+        channels=channels,
     )
     return Runtime(
         settings=settings,
@@ -107,4 +118,34 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, bot_session
         bot=bot,
         dispatcher=dispatcher,
         redis=redis,
+        directory=directory,
+        channels=channels,
     )
+
+
+def outgoing_limits(settings: Settings) -> OutgoingLimits:
+    """Telegram's limits for this process: its share of the per-bot rate (WEB_CONCURRENCY processes share it)."""
+    return OutgoingLimits(
+        global_rate=settings.telegram_global_rate / settings.web_concurrency,
+        chat_rate=settings.telegram_chat_rate,
+        chat_burst=settings.telegram_chat_burst,
+        retry_attempts=settings.telegram_retry_attempts,
+        max_retry_after=settings.telegram_max_retry_after,
+    )
+
+
+def build_bots(settings: Settings, bot_session: object | None = None) -> BotDirectory:
+    """Every bot of the deployment, each with its own HTTP session paced by Telegram's limits.
+
+    A given ``bot_session`` (tests, the sandbox) is shared by all bots and not paced: it never reaches
+    Telegram. Offline (no token), replies stay in process; the sandbox attaches its chat store as the sink.
+    """
+    tokens: dict[str, str | None] = dict(settings.bot_tokens) or {SINGLE_BOT_KEY: None}
+    if bot_session is None and settings.bot_mode == "offline":
+        bot_session = LocalSession()
+    limits = outgoing_limits(settings) if bot_session is None else None
+    bots = {
+        key: build_bot(token, api_base=settings.telegram_api_base, session=bot_session, limits=limits)  # type: ignore[arg-type]
+        for key, token in tokens.items()
+    }
+    return BotDirectory(bots, settings.bot_provinces)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -10,19 +13,41 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, TelegramObject, User
 
 from bot.i18n import Translator, pick_locale, translator
+from bot.routing import BotDirectory
+from core.domain.errors import FrontdeskError
+from core.services.channels import ChannelService
 from core.services.registry import Services
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+log = logging.getLogger(__name__)
 
 
 class ActorMiddleware(BaseMiddleware):
     """Resolves the actor once per update and puts ``actor`` and ``t`` (a translator) in the handler data.
 
     Handlers use the actor to pick menus; core re-checks it for every action.
+
+    With several bots it also records on the account which bot the person writes to (notifications go
+    out through it, see bot/routing.py), cheaply: a worker remembers what it recorded for a few minutes and
+    writes only when the bot changed (one conditional UPDATE, which writes no row when PL already agrees).
+    A stranger's bot is recorded after the handler, since /daftar creates the account.
     """
 
-    def __init__(self, services: Services) -> None:
+    REMEMBER_SECONDS = 300.0  # a worker trusts what it recorded this long (another worker may record a switch)
+    REMEMBER_MAX = 100_000
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        directory: BotDirectory | None = None,
+        channels: ChannelService | None = None,
+    ) -> None:
         self.services = services
+        # Nothing to record with one bot (or nowhere to record it).
+        self.directory = directory if directory is not None and directory.several and channels is not None else None
+        self.channels = channels
+        self._recorded: OrderedDict[int, tuple[str, float]] = OrderedDict()
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
@@ -34,7 +59,31 @@ class ActorMiddleware(BaseMiddleware):
         locale = actor.locale if actor.account_id is not None else pick_locale(user.language_code)
         data["t"] = translator(locale)
         data["services"] = self.services
-        return await handler(event, data)
+        bot_key = self.directory.key_of(data.get("bot")) if self.directory is not None else None
+        if bot_key is not None and actor.account_id is not None:
+            await self._remember(user.id, bot_key, known_account=True)
+        result = await handler(event, data)
+        if bot_key is not None and actor.account_id is None:
+            await self._remember(user.id, bot_key, known_account=False)
+        return result
+
+    async def _remember(self, telegram_id: int, bot_key: str, *, known_account: bool) -> None:
+        if self.channels is None:
+            return
+        now = time.monotonic()
+        recorded = self._recorded.get(telegram_id)
+        if recorded is not None and recorded[0] == bot_key and recorded[1] > now:
+            return
+        try:
+            changed = await self.channels.remember(telegram_id, bot_key)
+        except FrontdeskError as exc:  # a routing hint is not worth failing the update for
+            log.warning("bot of account not recorded: %s", exc)
+            return
+        if known_account or changed:
+            self._recorded[telegram_id] = (bot_key, now + self.REMEMBER_SECONDS)
+            self._recorded.move_to_end(telegram_id)
+            while len(self._recorded) > self.REMEMBER_MAX:
+                self._recorded.popitem(last=False)
 
 
 # PL keys are signed 64-bit integers (BIGINT on PostgreSQL, INTEGER on SQLite).

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 from tests.servers import PostgresServer, RedisServer, ServerUnavailable
 
-
 # =============================================================================
 # 1. CI policy helpers
 # =============================================================================

@@ -41,7 +41,7 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: Json, list[Any]: Json}
+    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: Json, list[Any]: Json}  # noqa: RUF012
 
 
 def _partial(sqlite: str, postgresql: str) -> dict[str, Any]:
@@ -207,6 +207,9 @@ class Account(Base):
     locale: Mapped[str] = mapped_column(String(5), default="id")
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column()
+    # The bot (a key of TELEGRAM_BOT_TOKENS) the person last wrote to: notifications go out through it.
+    # Routing metadata, like api_tokens.last_used_at: written only when it changes, not audited.
+    bot_key: Mapped[str | None] = mapped_column(String(32))
 
 
 class AccessRequest(Base):

@@ -119,10 +119,14 @@ class RegionRepository(_Repository):
 
 class VaccineRepository(_Repository):
     async def products(self) -> list[models.VaccineProduct]:
-        return list((await self.session.execute(select(models.VaccineProduct).order_by(models.VaccineProduct.code))).scalars())
+        return list(
+            (await self.session.execute(select(models.VaccineProduct).order_by(models.VaccineProduct.code))).scalars()
+        )
 
     async def intervals(self) -> list[models.VaccineInterval]:
-        stmt = select(models.VaccineInterval).order_by(models.VaccineInterval.product_code, models.VaccineInterval.effective_from)
+        stmt = select(models.VaccineInterval).order_by(
+            models.VaccineInterval.product_code, models.VaccineInterval.effective_from
+        )
         return list((await self.session.execute(stmt)).scalars())
 
 
@@ -142,7 +146,12 @@ class CorrectionRepository(_Repository):
 
 class AuditRepository(_Repository):
     async def chain(self, after_seq: int = 0, limit: int = 10_000) -> list[models.AuditEvent]:
-        stmt = select(models.AuditEvent).where(models.AuditEvent.seq > after_seq).order_by(models.AuditEvent.seq).limit(limit)
+        stmt = (
+            select(models.AuditEvent)
+            .where(models.AuditEvent.seq > after_seq)
+            .order_by(models.AuditEvent.seq)
+            .limit(limit)
+        )
         return list((await self.session.execute(stmt)).scalars())
 
     async def head(self) -> models.AuditHead:

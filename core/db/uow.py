@@ -8,6 +8,7 @@ last moment) and commits everything together: nothing is ever half-written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from types import TracebackType
 from typing import Self
 
@@ -73,16 +74,12 @@ class SqlUnitOfWork:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        try:
+        # The original error matters more than a failed rollback or close (PL may be unreachable).
+        with contextlib.suppress(Exception):
             if not self._committed:
                 await self.session.rollback()
-        except Exception:  # noqa: BLE001 - the original error matters more than a failed rollback
-            pass
-        finally:
-            try:
-                await self.session.close()
-            except Exception:  # noqa: BLE001
-                pass
+        with contextlib.suppress(Exception):
+            await self.session.close()
         if exc is not None and is_unreachable(exc):
             raise Unavailable("database") from exc
 
@@ -120,7 +117,9 @@ class SqlUnitOfWork:
                 "actor_account_id": actor.account_id if actor else None,
                 "actor_role": actor.role_label if actor else "system",
                 "faskes_code": d.faskes_code if d.faskes_code is not None else (actor.faskes_code if actor else None),
-                "kabkota_code": d.kabkota_code if d.kabkota_code is not None else (actor.kabkota_code if actor else None),
+                "kabkota_code": d.kabkota_code
+                if d.kabkota_code is not None
+                else (actor.kabkota_code if actor else None),
                 "action": d.action,
                 "entity": d.entity,
                 "entity_id": d.entity_id,

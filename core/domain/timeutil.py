@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 WIB, WITA, WIT = "Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura"
@@ -34,5 +34,3 @@ def age_on(birth_date: date, on: date) -> int:
     except ValueError:  # 29 Feb in a common year
         birthday = date(on.year, 3, 1)
     return years - (1 if on < birthday else 0)
-
-

@@ -83,9 +83,7 @@ class Harness:
     def texts(calls: list[TelegramMethod[Any]]) -> list[str]:
         out: list[str] = []
         for c in calls:
-            if isinstance(c, SendMessage | EditMessageText):
-                out.append(c.text)
-            elif isinstance(c, AnswerCallbackQuery) and c.text:
+            if isinstance(c, SendMessage | EditMessageText) or (isinstance(c, AnswerCallbackQuery) and c.text):
                 out.append(c.text)
         return out
 

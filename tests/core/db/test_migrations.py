@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import inspect, insert, select, text
+from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from core.db import models
@@ -16,7 +16,7 @@ NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
 
 
 async def test_upgrade_creates_every_table_and_reference_data(db_url: str) -> None:
-    assert await current_revision(db_url) == "0001"
+    assert await current_revision(db_url) == "0002"
     engine = create_engine(db_url)
     try:
         async with engine.connect() as conn:
@@ -32,17 +32,39 @@ async def test_upgrade_creates_every_table_and_reference_data(db_url: str) -> No
 
 async def _minimal_target(conn, nik: str = "3273014508900001") -> int:  # type: ignore[no-untyped-def]
     await conn.execute(insert(models.Province).values(code="32", name="Jawa Barat", timezone="Asia/Jakarta"))
-    await conn.execute(insert(models.KabKota).values(code="3273", province_code="32", name="Kota Bandung", timezone="Asia/Jakarta"))
-    await conn.execute(insert(models.Faskes).values(code="3273P001", name="Puskesmas Garuda", kabkota_code="3273", kind="puskesmas", is_vaccinator=True))
+    await conn.execute(
+        insert(models.KabKota).values(code="3273", province_code="32", name="Kota Bandung", timezone="Asia/Jakarta")
+    )
+    await conn.execute(
+        insert(models.Faskes).values(
+            code="3273P001", name="Puskesmas Garuda", kabkota_code="3273", kind="puskesmas", is_vaccinator=True
+        )
+    )
     await conn.execute(
         insert(models.Account).values(
-            telegram_id=1, name="A", kind="faskes", roles="meja1", faskes_code="3273P001", state="active", locale="id", version=1, created_at=NOW
+            telegram_id=1,
+            name="A",
+            kind="faskes",
+            roles="meja1",
+            faskes_code="3273P001",
+            state="active",
+            locale="id",
+            version=1,
+            created_at=NOW,
         )
     )
     result = await conn.execute(
         insert(models.Target).values(
-            nik=nik, ticket="ABCDE12345", name="Siti", birth_date=date(1990, 8, 5), sex="P", category="nakes",
-            source="demo", version=1, created_at=NOW, updated_at=NOW,
+            nik=nik,
+            ticket="ABCDE12345",
+            name="Siti",
+            birth_date=date(1990, 8, 5),
+            sex="P",
+            category="nakes",
+            source="demo",
+            version=1,
+            created_at=NOW,
+            updated_at=NOW,
         )
     )
     return int(result.inserted_primary_key[0])
@@ -50,8 +72,16 @@ async def _minimal_target(conn, nik: str = "3273014508900001") -> int:  # type: 
 
 def _visit(target_id: int, **extra: object) -> dict[str, object]:
     return {
-        "target_id": target_id, "dose_number": 1, "faskes_code": "3273P001", "service_date": date(2026, 11, 26),
-        "status": "menunggu_skrining", "is_open": True, "version": 1, "opened_at": NOW, "opened_by": 1, "rujuk": False,
+        "target_id": target_id,
+        "dose_number": 1,
+        "faskes_code": "3273P001",
+        "service_date": date(2026, 11, 26),
+        "status": "menunggu_skrining",
+        "is_open": True,
+        "version": 1,
+        "opened_at": NOW,
+        "opened_by": 1,
+        "rujuk": False,
         **extra,
     }
 
@@ -77,10 +107,14 @@ async def test_one_vaccination_per_dose_is_enforced_by_the_database(db_url: str)
     try:
         async with engine.begin() as conn:
             tid = await _minimal_target(conn)
-            await conn.execute(insert(models.Visit).values(_visit(tid, status="selesai", is_open=False, vaccinated_at=NOW)))
+            await conn.execute(
+                insert(models.Visit).values(_visit(tid, status="selesai", is_open=False, vaccinated_at=NOW))
+            )
         with pytest.raises(IntegrityError):
             async with engine.begin() as conn:
-                await conn.execute(insert(models.Visit).values(_visit(tid, status="observasi", is_open=False, vaccinated_at=NOW)))
+                await conn.execute(
+                    insert(models.Visit).values(_visit(tid, status="observasi", is_open=False, vaccinated_at=NOW))
+                )
     finally:
         await engine.dispose()
 
@@ -94,8 +128,16 @@ async def test_nik_and_ticket_are_unique(db_url: str) -> None:
             async with engine.begin() as conn:
                 await conn.execute(
                     insert(models.Target).values(
-                        nik="3273014508900001", ticket="ZZZZZ12345", name="X", birth_date=date(1990, 8, 5), sex="P",
-                        category="nakes", source="demo", version=1, created_at=NOW, updated_at=NOW,
+                        nik="3273014508900001",
+                        ticket="ZZZZZ12345",
+                        name="X",
+                        birth_date=date(1990, 8, 5),
+                        sex="P",
+                        category="nakes",
+                        source="demo",
+                        version=1,
+                        created_at=NOW,
+                        updated_at=NOW,
                     )
                 )
     finally:

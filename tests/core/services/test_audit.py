@@ -11,13 +11,17 @@ from core.domain.accounts import AccountKind, AccountState, Actor
 from core.domain.audit import AuditDraft
 from core.services.registry import Services
 
-ACTOR = Actor(telegram_id=910001, account_id=1, kind=AccountKind.FASKES, state=AccountState.ACTIVE, faskes_code="3273P001")
+ACTOR = Actor(
+    telegram_id=910001, account_id=1, kind=AccountKind.FASKES, state=AccountState.ACTIVE, faskes_code="3273P001"
+)
 
 
 async def _write(services: Services, n: int) -> None:
     for i in range(n):
         async with services.ctx.uow(ACTOR) as uow:
-            uow.audit(AuditDraft(action="test.write", entity="target", entity_id=str(i), before={"n": i}, after={"n": i + 1}))
+            uow.audit(
+                AuditDraft(action="test.write", entity="target", entity_id=str(i), before={"n": i}, after={"n": i + 1})
+            )
             await uow.commit()
 
 
