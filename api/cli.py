@@ -18,6 +18,12 @@ def _settings() -> Settings:
     return Settings()
 
 
+@app.callback()
+def _every_command() -> None:
+    """Every command logs through the masking filter (no whole NIK or phone number in any line)."""
+    _configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+
+
 def _configure_logging(level: str) -> None:
     from api.logging import configure_logging
 
