@@ -34,5 +34,13 @@ lint: $(STAMP)
 lock: | $(BIN)/python
 	$(BIN)/uv pip compile pyproject.toml --group dev -o requirements.lock --quiet --no-header
 
+# Benchmarks (bench/): figures to bench/results.json; docs/performance.md records the last full run.
+bench: $(STAMP)
+	$(BIN)/python -m bench --postgres $(BENCH_ARGS)
+
+# The same measurements at small sizes, in under two minutes: a quick look after any change.
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench --quick --postgres $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,81 @@
+"""The benchmark harness runs end to end at a tiny size and writes every named figure.
+
+Timings are never asserted: only that each figure the run's phases promise is a positive number.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.servers import find_missing
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
+
+
+def test_quick_harness_writes_every_figure(tmp_path: Path) -> None:
+    missing = find_missing()
+    if missing:
+        pytest.skip(f"server binaries missing: {', '.join(missing)}")
+    from bench.report import expected_figures
+
+    out = tmp_path / "results.json"
+    env = {**os.environ, "FRONTDESK_BENCH_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--postgres",
+            "--no-whatif",
+            "--targets",
+            "2000",
+            "--targets-pg",
+            "2000",
+            "--faskes",
+            "12",
+            "--teams",
+            "3",
+            "--seconds",
+            "1",
+            "--warmup",
+            "0.5",
+            "--floor-seconds",
+            "0.5",
+            "--import-rows",
+            "2000",
+            "--samples",
+            "30",
+            "--census-visits",
+            "2",
+            "--easy",
+            "0.5",
+            "--skip",
+            "profile",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    phases = figures["run_phases"].split(",")
+    assert {"floor", "desk", "lookup", "import", "sqlite", "postgres", "redis"} <= set(phases)
+    names = expected_figures(phases)
+    absent = [n for n in names if n not in figures]
+    assert not absent, f"figures missing: {absent}"
+    not_positive = {n: figures[n] for n in names if not (isinstance(figures[n], int | float) and figures[n] > 0)}
+    assert not not_positive, f"figures not positive: {not_positive}"
+    assert "Goals" in proc.stdout
