@@ -133,7 +133,9 @@ async def import_floor(path: Path, database_url: str, *, limit: int = 10_000_000
     source.close()
     # tickets
     started = time.perf_counter()
-    tickets = generate_tickets(len(valid))
+    tickets = list(dict.fromkeys(generate_tickets(len(valid))))  # a draw may repeat (about n² / 5e13)
+    while len(tickets) < len(valid):
+        tickets = list(dict.fromkeys(tickets + generate_tickets(len(valid) - len(tickets))))
     out["tickets_per_s"] = len(valid) / (time.perf_counter() - started)
     # write through the driver alone
     now = datetime.now(UTC)

@@ -101,6 +101,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+class Phases:
+    """Runs each measurement; one that fails is logged and recorded, and the others still run.
+    The raw results are saved after every measurement, so an interrupted run keeps what it has."""
+
+    def __init__(self, raw: dict[str, Any], path: Path) -> None:
+        self.raw = raw
+        self.path = path
+
+    def run(self, key: str, kind: str, cfg: dict[str, Any]) -> bool:
+        try:
+            self.raw[key] = run_child(kind, cfg)
+        except Exception as exc:
+            log(f"  FAILED: {key}: {str(exc).strip().splitlines()[-1][:300]}")
+            self.raw.setdefault("failures", {})[key] = str(exc)[-2000:]
+            return False
+        finally:
+            self.save()
+        return True
+
+    def save(self) -> None:
+        self.path.write_text(json.dumps(self.raw, indent=1, default=str) + "\n")
+
+
 def run_child(kind: str, cfg: dict[str, Any], *, timeout: float = 7200) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         cfg_path, out_path = Path(tmp) / "cfg.json", Path(tmp) / "out.json"
@@ -151,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         log("redis-server not found: the Redis measurements are left out")
     work = Path(tempfile.mkdtemp(prefix="pcare-bench-"))
     ran: set[str] = set()
+    raw_path = args.out.with_name(args.out.stem + ".raw.json")
+    runner = Phases(raw, raw_path)
     try:
         if want_redis:
             redis_server = RedisServer().start()
@@ -161,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             log("floor: bare aiogram echo and FSM step")
             variants = [v for v in report.FLOOR_VARIANTS if v[1] in ("memory", "inline") or (redis_url and
                         not (v[1] == "onetrip" and "onetrip" in args.skip))]
-            raw["floor"] = run_child("floor", {
+            runner.run("floor", "floor", {
                 "variants": variants, "people": 3 * args.teams, "seconds": args.floor_seconds,
                 "warmup": min(1.0, args.warmup), "redis_url": redis_url,
             })
@@ -177,16 +202,16 @@ def main(argv: list[str] | None = None) -> int:
             ran.add("sqlite")
             if "desk" in phases:
                 log("SQLite desk: memory storage (the embedded default)")
-                raw["desk_sqlite"] = run_child("desk", desk_cfg(args, url, None, "memory", seeded))
+                runner.run("desk_sqlite", "desk", desk_cfg(args, url, None, "memory", seeded))
                 ran.add("desk")
                 if args.whatif:
                     log("SQLite desk, what-ifs one after the other: inline sync filters, actor cache, gc.freeze")
-                    raw["ladder_sqlite"] = run_child("desk", ladder_cfg(args, url, None, "memory", seeded, [
+                    runner.run("ladder_sqlite", "desk", ladder_cfg(args, url, None, "memory", seeded, [
                         ("stock", None, None), ("inline_sync", None, "inline_sync"),
                         ("actor_cache", None, "actor_cache"), ("gc_freeze", None, "gc_freeze")]))
             if "lookup" in phases:
                 log("SQLite lookups")
-                raw["lookup_sqlite"] = run_child("lookup", {
+                runner.run("lookup_sqlite", "lookup", {
                     "database_url": url, "spec": asdict(spec), "samples": args.samples,
                     "meja1": seeded.teams[-1].meja1,
                 })
@@ -212,28 +237,26 @@ def main(argv: list[str] | None = None) -> int:
                 raw["seed_postgres"] = seeded.to_json()
                 if "desk" in phases and redis_url:
                     log("PostgreSQL desk: aiogram RedisStorage with event isolation (api/runtime.build_storage)")
-                    raw["desk_postgres_redis"] = run_child("desk", desk_cfg(args, url, redis_url, "redis", seeded))
+                    runner.run("desk_postgres_redis", "desk", desk_cfg(args, url, redis_url, "redis", seeded))
                     if "onetrip" not in args.skip:
                         log("PostgreSQL desk: bench.onetrip storage (two Redis round trips per update)")
-                        raw["desk_postgres_onetrip"] = run_child(
-                            "desk", desk_cfg(args, url, redis_url, "onetrip", seeded, census=True, paced=True)
-                        )
+                        runner.run("desk_postgres_onetrip", "desk", desk_cfg(args, url, redis_url, "onetrip", seeded))
                     if args.whatif:
                         log("PostgreSQL desk, what-ifs one after the other: onetrip storage, inline sync filters, "
                             "actor cache, gc.freeze")
-                        raw["ladder_postgres"] = run_child("desk", ladder_cfg(args, url, redis_url, "redis", seeded, [
+                        runner.run("ladder_postgres", "desk", ladder_cfg(args, url, redis_url, "redis", seeded, [
                             ("stock", None, None), ("onetrip", "onetrip", None), ("inline_sync", None, "inline_sync"),
                             ("actor_cache", None, "actor_cache"), ("gc_freeze", None, "gc_freeze")]))
                     ran.add("desk")
                 if "lookup" in phases:
                     log("PostgreSQL lookups")
-                    raw["lookup_postgres"] = run_child("lookup", {
+                    runner.run("lookup_postgres", "lookup", {
                         "database_url": url, "dsn": dsn, "spec": asdict(spec), "samples": args.samples,
                         "meja1": seeded.teams[-1].meja1,
                     })
                     ran.add("lookup")
             if "import" in phases:
-                run_imports(args, raw, work, pg_server)
+                run_imports(args, runner, work, pg_server)
                 ran.add("import")
         finally:
             if pg_server is not None:
@@ -250,10 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     raw["meta"]["machine_load_1m_at_end"] = round(os.getloadavg()[0], 2)
     figures = report.figures(raw)
     report.write(args.out, figures, raw)
-    raw_path = args.out.with_name(args.out.stem + ".raw.json")
     profiles = {k: v.get("census", {}).pop("profile", None) for k, v in raw.items()
                 if k.startswith("desk_") and isinstance(v, dict)}
-    raw_path.write_text(json.dumps(raw, indent=1, default=str) + "\n")
+    runner.save()
+    if raw.get("failures"):
+        log(f"measurements that failed (details in {raw_path.name}): {', '.join(raw['failures'])}")
     for config, text in profiles.items():
         if text:
             (args.out.parent / f"profile_{config.removeprefix('desk_')}.txt").write_text(text)
@@ -290,7 +314,7 @@ def ladder_cfg(args: argparse.Namespace, url: str, redis_url: str | None, storag
     return cfg
 
 
-def run_imports(args: argparse.Namespace, raw: dict[str, Any], work: Path, pg_server: Any) -> None:
+def run_imports(args: argparse.Namespace, runner: Phases, work: Path, pg_server: Any) -> None:
     from bench.imports import csv_file, xlsx_file
 
     spec = Spec(targets=0, faskes=args.faskes, teams=0)
@@ -302,8 +326,8 @@ def run_imports(args: argparse.Namespace, raw: dict[str, Any], work: Path, pg_se
             db = work / f"import-{fmt}.db"
             seed_sqlite(db, spec, use_cache=not args.no_cache, log=lambda _m: None)
             log(f"import: {fmt} into SQLite")
-            raw[f"import_{fmt}_sqlite"] = run_child("import", {"database_url": f"sqlite+aiosqlite:///{db}",
-                                                               "path": str(path), "floor": True})
+            runner.run(f"import_{fmt}_sqlite", "import", {"database_url": f"sqlite+aiosqlite:///{db}",
+                                                          "path": str(path), "floor": True})
             db.unlink(missing_ok=True)
     if pg_server is not None:
         for fmt, path in files.items():
@@ -311,8 +335,8 @@ def run_imports(args: argparse.Namespace, raw: dict[str, Any], work: Path, pg_se
             pg_server.create_database(name)
             asyncio.run(seed_postgres(pg_server.dsn(name), pg_server.url(name), spec, log=lambda _m: None))
             log(f"import: {fmt} into PostgreSQL")
-            raw[f"import_{fmt}_postgres"] = run_child("import", {"database_url": pg_server.url(name),
-                                                                 "path": str(path), "floor": True})
+            runner.run(f"import_{fmt}_postgres", "import", {"database_url": pg_server.url(name),
+                                                            "path": str(path), "floor": True})
             pg_server.drop_database(name)
 
 
