@@ -35,7 +35,7 @@ import core.domain.screening as screening_rules
 from bot.callbacks import VisitAction
 from bot.i18n import Safe, Translator
 from bot.notifier import Renderer
-from bot.replies import edit_or_send, remove_buttons
+from bot.replies import edit_or_send, flow_data, remove_buttons, stale
 from core.domain.accounts import Actor
 from core.domain.errors import Conflict
 from core.domain.screening import Outcome, ScreeningResult, Vitals
@@ -397,31 +397,15 @@ async def _show_checklist(message: Message, data: Mapping[str, Any], t: Translat
     await message.answer(text, reply_markup=markup)
 
 
-async def _current(
-    callback: CallbackQuery, callback_data: Screen, state: FSMContext, *states: State
-) -> dict[str, Any] | None:
-    """The flow's data when this button belongs to the screening in progress, in one of ``states``."""
-    current = await state.get_state()
-    data = await state.get_data()
-    if current not in {s.state for s in states} or data.get("visit") != callback_data.visit_id:
-        return None
-    return data
-
-
-async def _stale(callback: CallbackQuery, t: Translator) -> None:
-    await callback.answer(t("error.stale_button"))
-    await remove_buttons(callback)
-
-
 async def toggle(callback: CallbackQuery, callback_data: Screen, t: Translator, state: FSMContext) -> None:
-    data = await _current(callback, callback_data, state, Meja2.checklist)
+    data = await flow_data(state, callback_data.visit_id, Meja2.checklist)
     if data is None:
-        await _stale(callback, t)
+        await stale(callback, t)
         return
     subject = _subject(data)
     items = subject.items()
     if not 0 <= callback_data.item < len(items):
-        await _stale(callback, t)
+        await stale(callback, t)
         return
     item = items[callback_data.item]
     yes = set(data.get("yes") or [])
@@ -483,9 +467,9 @@ def review_view(data: Mapping[str, Any], result: ScreeningResult, t: Translator)
 
 
 async def review(callback: CallbackQuery, callback_data: Screen, t: Translator, state: FSMContext) -> None:
-    data = await _current(callback, callback_data, state, Meja2.checklist)
+    data = await flow_data(state, callback_data.visit_id, Meja2.checklist)
     if data is None:
-        await _stale(callback, t)
+        await stale(callback, t)
         return
     subject = _subject(data)
     result = subject.evaluate(_vitals(data), subject.answers(data.get("yes") or []))
@@ -497,9 +481,9 @@ async def review(callback: CallbackQuery, callback_data: Screen, t: Translator, 
 
 
 async def back_to_checklist(callback: CallbackQuery, callback_data: Screen, t: Translator, state: FSMContext) -> None:
-    data = await _current(callback, callback_data, state, Meja2.review)
+    data = await flow_data(state, callback_data.visit_id, Meja2.review)
     if data is None:
-        await _stale(callback, t)
+        await stale(callback, t)
         return
     await state.set_state(Meja2.checklist)
     text, markup = checklist_view(data, t)
@@ -508,9 +492,9 @@ async def back_to_checklist(callback: CallbackQuery, callback_data: Screen, t: T
 
 
 async def measure_again(callback: CallbackQuery, callback_data: Screen, t: Translator, state: FSMContext) -> None:
-    data = await _current(callback, callback_data, state, Meja2.review, Meja2.checklist)
+    data = await flow_data(state, callback_data.visit_id, Meja2.review, Meja2.checklist)
     if data is None:
-        await _stale(callback, t)
+        await stale(callback, t)
         return
     await state.update_data(temp=None, bp=None, bp2=None)
     await state.set_state(Meja2.temperature)
@@ -553,9 +537,9 @@ def saved_view(saved: ScreeningSaved, t: Translator) -> tuple[str, InlineKeyboar
 async def save(
     callback: CallbackQuery, callback_data: Screen, actor: Actor, t: Translator, state: FSMContext, services: Services
 ) -> None:
-    data = await _current(callback, callback_data, state, Meja2.review)
+    data = await flow_data(state, callback_data.visit_id, Meja2.review)
     if data is None:
-        await _stale(callback, t)
+        await stale(callback, t)
         return
     subject = _subject(data)
     answers = subject.answers(data.get("yes") or [])

@@ -29,7 +29,7 @@ from bot.callbacks import VisitAction
 from bot.flows.meja2 import fmt_date
 from bot.i18n import Translator
 from bot.notifier import Rendered, Renderer
-from bot.replies import edit_or_send, remove_buttons
+from bot.replies import edit_or_send, flow_data, remove_buttons, stale
 from core.domain.accounts import Actor
 from core.domain.errors import Conflict, InvalidInput, Refused
 from core.domain.visits import KipiOutcome, VisitStatus
@@ -308,23 +308,10 @@ def _code_view(data: Mapping[str, Any], t: Translator) -> tuple[str, InlineKeybo
     return f"{summary}\n{t('meja4.ask_code')}", kb.as_markup()
 
 
-async def _current(callback_data: Vax, state: FSMContext, *states: State) -> dict[str, Any] | None:
-    current = await state.get_state()
-    data = await state.get_data()
-    if current not in {s.state for s in states} or data.get("visit") != callback_data.visit_id:
-        return None
-    return data
-
-
-async def _stale(callback: CallbackQuery, t: Translator) -> None:
-    await callback.answer(t("error.stale_button"))
-    await remove_buttons(callback)
-
-
 async def choose_product(callback: CallbackQuery, callback_data: Vax, t: Translator, state: FSMContext) -> None:
-    data = await _current(callback_data, state, Meja4.product)
+    data = await flow_data(state, callback_data.visit_id, Meja4.product)
     if data is None or callback_data.value not in data["products"]:
-        await _stale(callback, t)
+        await stale(callback, t)
         return
     data = await state.update_data(product=callback_data.value)
     await state.set_state(Meja4.batch)
@@ -336,13 +323,13 @@ async def choose_product(callback: CallbackQuery, callback_data: Vax, t: Transla
 async def use_last(callback: CallbackQuery, callback_data: Vax, t: Translator, state: FSMContext) -> None:
     """The recorder's last batch of the day: product (from the product step), batch and expiry in one tap."""
     expected = Meja4.product if callback_data.action == "last" else Meja4.batch
-    data = await _current(callback_data, state, expected)
+    data = await flow_data(state, callback_data.visit_id, expected)
     last = data.get("last") if data else None
     if data is None or not last or last["product"] not in data["products"]:
-        await _stale(callback, t)
+        await stale(callback, t)
         return
     if callback_data.action == "lastb" and last["product"] != data["product"]:
-        await _stale(callback, t)
+        await stale(callback, t)
         return
     data = await state.update_data(product=last["product"], batch=last["batch"], expiry=last["expiry"])
     await state.set_state(Meja4.code)
@@ -384,9 +371,9 @@ async def expiry(message: Message, t: Translator, state: FSMContext) -> None:
 
 
 async def skip_expiry(callback: CallbackQuery, callback_data: Vax, t: Translator, state: FSMContext) -> None:
-    data = await _current(callback_data, state, Meja4.expiry)
+    data = await flow_data(state, callback_data.visit_id, Meja4.expiry)
     if data is None:
-        await _stale(callback, t)
+        await stale(callback, t)
         return
     data = await state.update_data(expiry=None)
     await state.set_state(Meja4.code)
@@ -396,9 +383,9 @@ async def skip_expiry(callback: CallbackQuery, callback_data: Vax, t: Translator
 
 
 async def change(callback: CallbackQuery, callback_data: Vax, t: Translator, state: FSMContext) -> None:
-    data = await _current(callback_data, state, Meja4.code)
+    data = await flow_data(state, callback_data.visit_id, Meja4.code)
     if data is None:
-        await _stale(callback, t)
+        await stale(callback, t)
         return
     data = await state.update_data(batch=None, expiry=None)
     if len(data["products"]) == 1:
@@ -533,7 +520,7 @@ async def kipi(
     try:
         outcome = KipiOutcome(callback_data.value)
     except ValueError:
-        await _stale(callback, t)
+        await stale(callback, t)
         return
     if outcome is KipiOutcome.NONE:
         try:
@@ -593,7 +580,7 @@ async def skip_note(
     current = await state.get_state()
     data = await state.get_data()
     if current != Meja4.kipi_note.state or data.get("visit") != callback_data.visit_id or data.get("kipi") != "mild":
-        await _stale(callback, t)
+        await stale(callback, t)
         return
     await state.clear()
     await _observed(callback, actor, t, services, callback_data.visit_id, KipiOutcome.MILD)
