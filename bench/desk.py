@@ -331,7 +331,7 @@ async def build(
     if storage_kind == "onetrip":
         from aiogram.fsm.storage.redis import DefaultKeyBuilder
 
-        from bench.onetrip import OneTripRedisStorage
+        from bot.redis_state import OneTripRedisStorage
         from bot.dedup import RedisDeduplicator
         from bot.factory import build_dispatcher
 
@@ -829,7 +829,7 @@ def swap_storage(runtime: Any, teams: list[Team], kind: str) -> None:
     """Rebuild the dispatcher on another FSM storage (``redis``: aiogram's; ``onetrip``: bench.onetrip)."""
     from aiogram.fsm.storage.redis import DefaultKeyBuilder, RedisStorage
 
-    from bench.onetrip import OneTripRedisStorage
+    from bot.redis_state import OneTripRedisStorage
     from bot.dedup import RedisDeduplicator
     from bot.factory import build_dispatcher
 

@@ -97,7 +97,7 @@ def build(kind: str, storage_kind: str, redis_url: str | None) -> tuple[Dispatch
         if storage_kind == "redis":
             storage = RedisStorage(redis, key_builder=builder, state_ttl=3600, data_ttl=3600)
         elif storage_kind == "onetrip":
-            from bench.onetrip import OneTripRedisStorage
+            from bot.redis_state import OneTripRedisStorage
 
             storage = OneTripRedisStorage(redis, key_builder=builder, state_ttl=3600, data_ttl=3600)
         else:

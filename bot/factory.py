@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
-from aiogram import Bot, Dispatcher
+from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.base import BaseSession
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.dispatcher.event.handler import CallableObject
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 
+from bot.actors import ActorCache
 from bot.dedup import DeduplicateUpdates, Deduplicator, MemoryDeduplicator
 from bot.flows import antrian, meja1, meja2, meja4, review, signup, verification
 from bot.handlers import admin, common, lookup
@@ -61,11 +64,16 @@ def build_notifier(
     *,
     directory: BotDirectory | None = None,
     channels: ChannelService | None = None,
+    actors: ActorCache | None = None,
 ) -> TelegramNotifier:
-    """Core's notifier; with several bots (``directory``) it routes each person to their bot (``channels``)."""
+    """Core's notifier; with several bots (``directory``) it routes each person to their bot (``channels``).
+
+    It reads the person from PL for every notification and menu refresh; with the dispatcher's ``actors``
+    cache, that fresh read also replaces what the cache remembered (a role or language just changed).
+    """
     return TelegramNotifier(
         bot,
-        services.accounts.resolve_actor,
+        actors.refresh if actors is not None else services.accounts.resolve_actor,
         notification_renderers(),
         directory=directory,
         channel=channels.channel if channels is not None else None,
@@ -80,8 +88,13 @@ def build_dispatcher(
     deduplicator: Deduplicator | None = None,
     directory: BotDirectory | None = None,
     channels: ChannelService | None = None,
+    actors: ActorCache | None = None,
 ) -> Dispatcher:
-    """One dispatcher for every bot of the deployment; with several, ``channels`` records who uses which."""
+    """One dispatcher for every bot of the deployment; with several, ``channels`` records who uses which.
+
+    ``actors`` (bot/actors.py) remembers active actors for a few seconds; without it every update reads
+    its actor from PL.
+    """
     dp = (
         Dispatcher(storage=storage, events_isolation=events_isolation)
         if events_isolation
@@ -89,10 +102,42 @@ def build_dispatcher(
     )
     # A repeated delivery is dropped before anything else runs.
     dp.update.outer_middleware(DeduplicateUpdates(deduplicator or MemoryDeduplicator()))
-    dp.update.outer_middleware(ActorMiddleware(services, directory=directory, channels=channels))
+    dp.update.outer_middleware(ActorMiddleware(services, directory=directory, channels=channels, actors=actors))
     dp.callback_query.middleware(RejectImpossibleIds())  # ids in buttons are untrusted: none beyond 64 bits
     dp.errors.register(common.on_error)
     for feature in FEATURES:
         dp.include_router(feature.build_router())
     dp.include_router(common.build_fallback_router())
+    call_sync_filters_inline(dp)
     return dp
+
+
+def call_sync_filters_inline(router: Router) -> int:
+    """Make aiogram call our synchronous filters inline instead of in a worker thread.
+
+    aiogram runs every non-async callback through ``asyncio.to_thread``: each ``F.text``, ``F.action == …``
+    or ``~F.text.startswith("/")`` filter costs a thread-pool round trip (about 16 per update in the desk
+    flows, see docs/performance.md). Our filters are pure and take microseconds, so they are wrapped in a
+    coroutine function that calls them directly. Handlers are all ``async def`` (a test keeps it so).
+    Returns how many filters were wrapped.
+    """
+    wrapped = 0
+    for r in router.chain_tail:
+        for observer in r.observers.values():
+            handlers = [observer._handler, *observer.handlers]  # the observer's own filters, then its handlers
+            for handler in handlers:
+                for f in handler.filters or ():
+                    if not f.awaitable:
+                        _make_awaitable(f)
+                        wrapped += 1
+    return wrapped
+
+
+def _make_awaitable(obj: CallableObject) -> None:
+    sync = obj.callback
+
+    async def call_inline(*args: Any, **kwargs: Any) -> Any:
+        return sync(*args, **kwargs)
+
+    obj.callback = call_inline
+    obj.awaitable = True  # ``params``/``varkw`` still describe ``sync``: the same keyword arguments are passed

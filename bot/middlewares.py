@@ -12,9 +12,10 @@ from aiogram import BaseMiddleware
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, TelegramObject, User
 
+from bot.actors import ActorCache
 from bot.i18n import Translator, pick_locale, translator
 from bot.routing import BotDirectory
-from core.domain.errors import FrontdeskError
+from core.domain.errors import FrontdeskError, PermissionDenied
 from core.services.channels import ChannelService
 from core.services.registry import Services
 
@@ -25,7 +26,8 @@ log = logging.getLogger(__name__)
 class ActorMiddleware(BaseMiddleware):
     """Resolves the actor once per update and puts ``actor`` and ``t`` (a translator) in the handler data.
 
-    Handlers use the actor to pick menus; core re-checks it for every action.
+    Handlers use the actor to pick menus; core re-checks it for every action. Active actors come from a
+    short-lived cache (bot/actors.py); when core refuses an action, the person's entry is dropped.
 
     With several bots it also records on the account which bot the person writes to (notifications go
     out through it, see bot/routing.py), cheaply: a worker remembers what it recorded for a few minutes and
@@ -42,8 +44,10 @@ class ActorMiddleware(BaseMiddleware):
         *,
         directory: BotDirectory | None = None,
         channels: ChannelService | None = None,
+        actors: ActorCache | None = None,
     ) -> None:
         self.services = services
+        self.actors = actors if actors is not None else ActorCache(services.accounts.resolve_actor, ttl=0)
         # Nothing to record with one bot (or nowhere to record it).
         self.directory = directory if directory is not None and directory.several and channels is not None else None
         self.channels = channels
@@ -54,7 +58,7 @@ class ActorMiddleware(BaseMiddleware):
         if user is None:
             return await handler(event, data)
         # An unreachable PL raises Unavailable here; the error handler tells the person plainly.
-        actor = await self.services.accounts.resolve_actor(user.id)
+        actor = await self.actors.get(user.id)
         data["actor"] = actor
         locale = actor.locale if actor.account_id is not None else pick_locale(user.language_code)
         data["t"] = translator(locale)
@@ -62,7 +66,11 @@ class ActorMiddleware(BaseMiddleware):
         bot_key = self.directory.key_of(data.get("bot")) if self.directory is not None else None
         if bot_key is not None and actor.account_id is not None:
             await self._remember(user.id, bot_key, known_account=True)
-        result = await handler(event, data)
+        try:
+            result = await handler(event, data)
+        except PermissionDenied:
+            self.actors.forget(user.id)  # perhaps changed elsewhere: read PL again next time
+            raise
         if bot_key is not None and actor.account_id is None:
             await self._remember(user.id, bot_key, known_account=False)
         return result

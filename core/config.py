@@ -81,9 +81,7 @@ class Settings(BaseSettings):
         default=f"sqlite+aiosqlite:///{Path('frontdesk.db').resolve()}",
         description="The PL database. Default: a SQLite file in the working directory.",
     )
-    redis_url: str | None = Field(
-        default=None, description="Conversation state in Redis; unset: in-memory state."
-    )
+    redis_url: str | None = Field(default=None, description="Conversation state in Redis; unset: in-memory state.")
     telegram_bot_token: SecretStr | None = Field(default=None, description="The bot (single-bot deployments).")
     telegram_bot_tokens: SecretStr | None = Field(
         default=None,
@@ -132,6 +130,12 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     lookup_rate_per_minute: int = Field(default=60, ge=1)
     conversation_ttl_seconds: int = Field(default=3600, ge=60)
+    actor_cache_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long a worker remembers an active account between updates (bot/actors.py); 0: read PL "
+        "on every update. Core re-checks the account for every action regardless.",
+    )
     reference_timeout_seconds: float = Field(default=3.0, gt=0)
     jkn_base_url: str | None = None
     jkn_api_key: SecretStr | None = None

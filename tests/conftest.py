@@ -309,11 +309,13 @@ def harness(services: Services) -> Harness:
     """The real dispatcher over the demo database, with an in-process bot session that records calls."""
     from aiogram.fsm.storage.memory import MemoryStorage
 
+    from bot.actors import ActorCache
     from bot.factory import build_bot, build_dispatcher, build_notifier
     from bot.local_session import LocalSession
 
     session = LocalSession()
     bot = build_bot(None, session=session)
-    services.set_notifier(build_notifier(bot, services))  # as the composition root wires it
-    dp = build_dispatcher(services, MemoryStorage())
-    return Harness(dispatcher=dp, bot=bot, session=session)
+    actors = ActorCache(services.accounts.resolve_actor)  # as the composition root wires it
+    services.set_notifier(build_notifier(bot, services, actors=actors))
+    dp = build_dispatcher(services, MemoryStorage(), actors=actors)
+    return Harness(dispatcher=dp, bot=bot, session=session, actors=actors)

@@ -11,6 +11,7 @@ from aiogram import Bot, Dispatcher
 from aiogram.methods import AnswerCallbackQuery, EditMessageText, SendMessage, SetMyCommands, TelegramMethod
 from aiogram.types import CallbackQuery, Chat, Contact, InlineKeyboardMarkup, Message, Update, User
 
+from bot.actors import ActorCache
 from bot.local_session import LocalSession
 
 _update_ids = itertools.count(1)
@@ -37,6 +38,7 @@ class Harness:
     dispatcher: Dispatcher
     bot: Bot
     session: LocalSession
+    actors: ActorCache | None = None  # the dispatcher's actor cache: a notifier built by a test shares it
     seen: int = 0
     updates: list[Update] = field(default_factory=list)
 

@@ -27,7 +27,7 @@ NEWCOMER = Person(930001, "Nur")
 @pytest.fixture
 def bot(harness: Harness, services: Services) -> Harness:
     """The harness, with core's notifications delivered through the same bot (as the composition root does)."""
-    services.set_notifier(build_notifier(harness.bot, services))
+    services.set_notifier(build_notifier(harness.bot, services, actors=harness.actors))
     return harness
 
 

@@ -373,7 +373,7 @@ def _first_line(key: str) -> str:
 
 @pytest.fixture
 def bot(harness: Harness, services: Services) -> Harness:
-    services.set_notifier(build_notifier(harness.bot, services))
+    services.set_notifier(build_notifier(harness.bot, services, actors=harness.actors))
     return harness
 
 

@@ -358,7 +358,7 @@ async def test_a_mild_kipi_with_or_without_a_note(harness: Harness, services: Se
 
 
 async def test_a_serious_kipi_needs_a_note_and_tells_the_districts_dinkes(harness: Harness, services: Services) -> None:
-    services.set_notifier(build_notifier(harness.bot, services))
+    services.set_notifier(build_notifier(harness.bot, services, actors=harness.actors))
     visit_id, target, desk = await vaccinated(harness, services)
     text = await desk.tap("🚨 KIPI berat")
     assert "wajib" in text and desk.labels() == []

@@ -55,7 +55,7 @@ def sent_to(calls: list[TelegramMethod[Any]], telegram_id: int) -> list[SendMess
 @pytest.fixture
 def chat(harness: Harness, services: Services) -> Harness:
     """The harness, with notifications sent through it (as the composition root wires them)."""
-    services.set_notifier(build_notifier(harness.bot, services))
+    services.set_notifier(build_notifier(harness.bot, services, actors=harness.actors))
     return harness
 
 

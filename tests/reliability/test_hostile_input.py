@@ -331,7 +331,7 @@ async def test_control_characters_in_free_text_never_break_a_flow_or_reach_pl(
 
     from bot.factory import build_notifier
 
-    services.set_notifier(build_notifier(harness.bot, services))
+    services.set_notifier(build_notifier(harness.bot, services, actors=harness.actors))
     caplog.set_level(logging.INFO)
     if field == "kipi_note":
         await _kipi_note(harness, services)

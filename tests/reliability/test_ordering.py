@@ -15,7 +15,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from aiogram.fsm.storage.redis import RedisStorage
+from bot.redis_state import OneTripRedisStorage
 
 from bot.dedup import RedisDeduplicator
 from bot.factory import build_dispatcher
@@ -39,7 +39,7 @@ class Race:
         self.b_read = asyncio.Event()
         self.a_waited_for_b = False
         sa, sb = a.runtime.storage, b.runtime.storage
-        assert isinstance(sa, RedisStorage) and isinstance(sb, RedisStorage)
+        assert isinstance(sa, OneTripRedisStorage) and isinstance(sb, OneTripRedisStorage)
         self._restore = [(sa, "get_state"), (sa, "set_data"), (sb, "get_state")]
         a_get, a_set, b_get = sa.get_state, sa.set_data, sb.get_state
 

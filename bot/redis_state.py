@@ -1,4 +1,4 @@
-"""A Redis FSM storage that costs two round trips per update instead of six or more (a prototype).
+"""Conversation state in Redis at two round trips per update (aiogram's ``RedisStorage`` costs 6-8).
 
 aiogram's ``RedisStorage`` with ``RedisEventIsolation`` talks to Redis once per call: the lock
 (``SET NX PX``), ``get_state`` (the FSM middleware), every ``get_data``, ``update_data`` (a GET
@@ -17,10 +17,11 @@ Here the isolation lock does the work of the whole update:
   with the stock storage.
 
 Keys, values and TTLs are those of ``RedisStorage`` with the same key builder (JSON data, the
-state as a plain string), so the two can be swapped on a live Redis. A second update of the same
-chat waits for the lock (polling every 2-50 ms instead of redis-py's 100 ms).
-
-This lives in ``bench/`` as a measured proposal; see docs/performance.md for where it belongs.
+state as a plain string), so the two can be swapped on a live Redis (a rolling upgrade keeps every
+conversation). A second update of the same chat waits for the lock (polling every 2-50 ms instead
+of redis-py's 100 ms). The lock expires after ``lock_timeout_ms`` (60 s, as aiogram's) should a
+worker die holding it. ``api/runtime.build_storage`` builds it; the benchmark compares it with the
+stock storage (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -189,8 +190,11 @@ class OneTripRedisStorage(BaseStorage):
             int(self.state_ttl or 0),
             int(self.data_ttl or 0),
         ]
-        keys = [self.key_builder.build(key, "lock"), self.key_builder.build(key, "state"),
-                self.key_builder.build(key, "data")]
+        keys = [
+            self.key_builder.build(key, "lock"),
+            self.key_builder.build(key, "state"),
+            self.key_builder.build(key, "data"),
+        ]
         await self._release(keys=keys, args=args)
 
 
