@@ -8,6 +8,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+# The execution option of a read-only unit of work (core/db/uow.py): SQLite begins it DEFERRED.
+READ_ONLY_OPTION = "pcare_read_only"
+
 
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
     """Build the engine. Nothing calls this at import time: the composition root does."""
@@ -46,7 +49,11 @@ def _sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
     def _on_begin(conn: Any) -> None:
         # IMMEDIATE takes the write lock up front: a read-then-write transaction cannot fail
         # with "database is locked" half-way, and concurrent writers queue on busy_timeout.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read-only unit of work (core/db/uow.py) begins DEFERRED: a WAL snapshot, no write lock.
+        if conn.get_execution_options().get(READ_ONLY_OPTION):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

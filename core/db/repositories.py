@@ -5,12 +5,16 @@ They never commit; the unit of work does. Hot paths select only what they need.
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import models
+from core.domain.vaccines import IntervalRule
 
 
 class _Repository:
@@ -53,7 +57,32 @@ class VisitRepository(_Repository):
         self.session.add(visit)
 
 
+# The columns an Actor is made of (core.services.accounts.actor_from_row), read without the ORM's identity map:
+# the account is read on every update and on every use case, so this is the hottest read of all.
+ACTOR_COLUMNS = (
+    models.Account.id,
+    models.Account.telegram_id,
+    models.Account.name,
+    models.Account.kind,
+    models.Account.state,
+    models.Account.roles,
+    models.Account.faskes_code,
+    models.Account.kabkota_code,
+    models.Account.locale,
+)
+
+
 class AccountRepository(_Repository):
+    async def actor_row(self, account_id: int) -> Any:
+        stmt = select(*ACTOR_COLUMNS).where(models.Account.id == account_id)
+        row: Any = (await self.session.execute(stmt)).first()
+        return row
+
+    async def actor_row_by_telegram_id(self, telegram_id: int) -> Any:
+        stmt = select(*ACTOR_COLUMNS).where(models.Account.telegram_id == telegram_id)
+        row: Any = (await self.session.execute(stmt)).first()
+        return row
+
     async def by_telegram_id(self, telegram_id: int) -> models.Account | None:
         stmt = select(models.Account).where(models.Account.telegram_id == telegram_id)
         return (await self.session.execute(stmt)).scalar_one_or_none()
@@ -128,6 +157,137 @@ class VaccineRepository(_Repository):
             models.VaccineInterval.product_code, models.VaccineInterval.effective_from
         )
         return list((await self.session.execute(stmt)).scalars())
+
+
+# --- reference data, cached in-process ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FaskesRef:
+    code: str
+    name: str
+    kabkota_code: str
+    kind: str
+    is_vaccinator: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DistrictRef:
+    code: str
+    province_code: str
+    name: str
+    timezone: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProductRef:
+    code: str
+    name: str
+    doses: int
+
+
+@dataclass(frozen=True, slots=True)
+class VaccineTables:
+    products: tuple[ProductRef, ...]  # by code
+    intervals: tuple[IntervalRule, ...]  # by product, then effective_from
+
+    @property
+    def doses(self) -> dict[str, int]:
+        return {p.code: p.doses for p in self.products}
+
+    def product(self, code: str | None) -> ProductRef | None:
+        return next((p for p in self.products if p.code == code), None)
+
+
+class ReferenceCache:
+    """An in-process copy of the reference rows every desk step reads: faskes with their district, the
+    vaccine products and their intervals.
+
+    These rows change only by migration, seed or a deliberate admin edit in SQL, never through a use case.
+    A copy is trusted for ``ttl`` seconds (monotonic time), so such an edit reaches every worker within
+    that time without a restart; ``clear()`` forgets everything at once (tests that edit reference rows,
+    or a future admin use case, call it after their commit). One cache per CoreContext, so per engine:
+    two databases never share a copy. Only rows that exist are remembered.
+    """
+
+    def __init__(self, ttl: float = 300.0) -> None:
+        self.ttl = ttl
+        self._places: dict[str, tuple[float, FaskesRef, DistrictRef]] = {}
+        self._districts: dict[str, tuple[float, DistrictRef]] = {}
+        self._vaccines: tuple[float, VaccineTables] | None = None
+
+    def clear(self) -> None:
+        self._places.clear()
+        self._districts.clear()
+        self._vaccines = None
+
+    def _fresh(self, stamp: float) -> bool:
+        return time.monotonic() - stamp < self.ttl
+
+
+class ReferenceRepository(_Repository):
+    """Reads of the reference tables through the context's :class:`ReferenceCache`."""
+
+    def __init__(self, session: AsyncSession, cache: ReferenceCache) -> None:
+        super().__init__(session)
+        self.cache = cache
+
+    async def place(self, faskes_code: str) -> tuple[FaskesRef, DistrictRef] | None:
+        """A faskes and its district (kabupaten/kota, with the time zone)."""
+        c = self.cache
+        hit = c._places.get(faskes_code)
+        if hit is not None and c._fresh(hit[0]):
+            return hit[1], hit[2]
+        F, K = models.Faskes, models.KabKota
+        stmt = (
+            select(F.code, F.name, F.kabkota_code, F.kind, F.is_vaccinator, K.province_code, K.name, K.timezone)
+            .join(K, F.kabkota_code == K.code)
+            .where(F.code == faskes_code)
+        )
+        row = (await self.session.execute(stmt)).first()
+        if row is None:
+            return None
+        faskes = FaskesRef(row[0], row[1], row[2], row[3], bool(row[4]))
+        district = DistrictRef(row[2], row[5], row[6], row[7])
+        now = time.monotonic()
+        c._places[faskes_code] = (now, faskes, district)
+        c._districts[district.code] = (now, district)
+        return faskes, district
+
+    async def district(self, kabkota_code: str) -> DistrictRef | None:
+        c = self.cache
+        hit = c._districts.get(kabkota_code)
+        if hit is not None and c._fresh(hit[0]):
+            return hit[1]
+        K = models.KabKota
+        stmt = select(K.code, K.province_code, K.name, K.timezone).where(K.code == kabkota_code)
+        row = (await self.session.execute(stmt)).first()
+        if row is None:
+            return None
+        district = DistrictRef(row[0], row[1], row[2], row[3])
+        c._districts[kabkota_code] = (time.monotonic(), district)
+        return district
+
+    async def vaccines(self) -> VaccineTables:
+        """The products and the interval table, as PL holds them."""
+        c = self.cache
+        if c._vaccines is not None and c._fresh(c._vaccines[0]):
+            return c._vaccines[1]
+        P, Iv = models.VaccineProduct, models.VaccineInterval
+        products = (await self.session.execute(select(P.code, P.name, P.doses).order_by(P.code))).all()
+        intervals = (
+            await self.session.execute(
+                select(Iv.product_code, Iv.effective_from, Iv.min_days, Iv.min_days_age_60).order_by(
+                    Iv.product_code, Iv.effective_from
+                )
+            )
+        ).all()
+        tables = VaccineTables(
+            tuple(ProductRef(p[0], p[1], p[2]) for p in products),
+            tuple(IntervalRule(r[0], r[1], r[2], r[3]) for r in intervals),
+        )
+        c._vaccines = (time.monotonic(), tables)
+        return tables
 
 
 class CorrectionRepository(_Repository):

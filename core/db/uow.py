@@ -17,11 +17,14 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import models
+from core.db.engine import READ_ONLY_OPTION
 from core.db.repositories import (
     AccessRequestRepository,
     AccountRepository,
     AuditRepository,
     CorrectionRepository,
+    ReferenceCache,
+    ReferenceRepository,
     RegionRepository,
     TargetRepository,
     VaccineRepository,
@@ -49,10 +52,25 @@ def is_unreachable(exc: BaseException) -> bool:
 
 
 class SqlUnitOfWork:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock, actor: Actor | None = None) -> None:
+    """``read_only``: the use case only reads. On SQLite its transaction begins DEFERRED (a snapshot that
+    takes no write lock, so readers never queue behind writers) instead of IMMEDIATE, and ``commit``
+    refuses to write. PostgreSQL is unaffected.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        actor: Actor | None = None,
+        *,
+        references: ReferenceCache | None = None,
+        read_only: bool = False,
+    ) -> None:
         self._sessions = sessions
         self.clock = clock
         self.actor = actor
+        self._cache = references if references is not None else ReferenceCache(ttl=0.0)
+        self.read_only = read_only
         self._drafts: list[AuditDraft] = []
         self._committed = False
 
@@ -61,6 +79,9 @@ class SqlUnitOfWork:
         self._drafts = []
         self._committed = False
         s = self.session
+        if self.read_only and _is_sqlite(s):
+            await s.connection(execution_options={READ_ONLY_OPTION: True})
+        self.references = ReferenceRepository(s, self._cache)
         self.targets = TargetRepository(s)
         self.visits = VisitRepository(s)
         self.accounts = AccountRepository(s)
@@ -87,6 +108,8 @@ class SqlUnitOfWork:
         self._drafts.append(draft)
 
     async def commit(self) -> None:
+        if self.read_only and (self._drafts or self.session.new or self.session.dirty or self.session.deleted):
+            raise RuntimeError("a read-only unit of work cannot write")
         try:
             await self.session.flush()
             if self._drafts:
@@ -131,5 +154,15 @@ class SqlUnitOfWork:
             digest = event_hash(fields, prev)
             rows.append({**fields, "prev_hash": prev, "hash": digest})
             prev = digest
-        await s.execute(insert(models.AuditEvent), rows)
-        await s.execute(update(models.AuditHead).where(models.AuditHead.id == 1).values(seq=seq, hash=prev))
+        move_head = update(models.AuditHead).where(models.AuditHead.id == 1).values(seq=seq, hash=prev)
+        if s.get_bind().dialect.name == "postgresql":
+            # One round trip for the events and the head: the head row is locked since the SELECT above.
+            events = insert(models.AuditEvent).values(rows).cte("audit_events_added")
+            await s.execute(move_head.add_cte(events))
+        else:
+            await s.execute(insert(models.AuditEvent), rows)
+            await s.execute(move_head)
+
+
+def _is_sqlite(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "sqlite"

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.db.repositories import ReferenceCache
 from core.db.uow import SqlUnitOfWork
 from core.domain.accounts import Actor
 from core.ports import Clock, Notifier, ReferenceSource
@@ -32,6 +33,13 @@ class CoreContext:
     reference_timeout: float = 3.0
     rate_limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
     lookups_per_minute: int = 60
+    # Faskes, districts, vaccine products and intervals (core/db/repositories.py): one copy per context.
+    reference_cache: ReferenceCache = field(default_factory=ReferenceCache)
 
-    def uow(self, actor: Actor | None = None) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.sessions, self.clock, actor)
+    def uow(self, actor: Actor | None = None, *, read_only: bool = False) -> SqlUnitOfWork:
+        """A unit of work; ``read_only`` for use cases that only read (see SqlUnitOfWork)."""
+        return SqlUnitOfWork(self.sessions, self.clock, actor, references=self.reference_cache, read_only=read_only)
+
+    def forget_references(self) -> None:
+        """After reference rows (faskes, districts, vaccine products or intervals) were changed."""
+        self.reference_cache.clear()
