@@ -45,7 +45,7 @@ async def register(
 ) -> None:
     target_id = callback_data.target_id
     try:
-        reg = await services.registration.register(actor, target_id, callback_data.version)
+        reg = await services.registration.register(actor, target_id, callback_data.version, with_card=True)
     except (Refused, Conflict) as exc:
         # The card was stale (someone registered or corrected the target since): show the truth.
         await callback.answer(error_text(t, exc)[:190], show_alert=True)
@@ -53,7 +53,7 @@ async def register(
         head = t("meja1.card_refreshed") if isinstance(exc, Conflict) else error_text(t, exc)
         await edit_in_place(callback, f"{head}\n\n{render_card(card, t)}", card_keyboard(card, t))
         return
-    card = await services.lookup.card(actor, target_id)
+    card = reg.card or await services.lookup.card(actor, target_id)
     await callback.answer(t("meja1.registered_short"))
     await edit_in_place(
         callback, f"{render_registered(reg, card, t)}\n\n{render_card(card, t)}", card_keyboard(card, t)

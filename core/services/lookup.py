@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal
+from typing import Any, Literal, cast
+
+from sqlalchemy import select
 
 from core.db import models
+from core.db.repositories import ACTOR_COLUMNS, DistrictRef, FaskesRef
 from core.db.uow import SqlUnitOfWork
 from core.domain.accounts import AccountKind, Actor, Role, require_active
 from core.domain.errors import InvalidInput, InvalidNik, NotFound, PermissionDenied, Refused
@@ -35,10 +39,10 @@ from core.domain.identifiers import (
 )
 from core.domain.timeutil import age_on, local_date
 from core.domain.visits import VACCINATED, WAITING, VisitStatus
-from core.services.accounts import fresh_actor
+from core.services.accounts import ACTOR_WIDTH, account_id_of, fresh_from_row
 from core.services.context import CoreContext
 from core.services.recipients import next_step
-from core.services.registration import DosePlan, facts_of, phone_changeable, plan_for, visit_rows
+from core.services.registration import DosePlan, VisitRow, facts_of, phone_changeable, plan_for, visit_rows
 
 log = logging.getLogger(__name__)
 
@@ -175,9 +179,20 @@ class LookupService:
         ``nik_birth`` and ``typed_birth``.
         """
         query = parse_query(raw_key)
-        async with self.ctx.uow(actor) as uow:
-            actor = await _check_reader(uow, actor)
-            assert actor.account_id is not None
+        async with self.ctx.uow(actor, read_only=True) as uow:
+            kind, key = query.kind, query.key
+            T = models.Target
+            # The account (re-checked) and the target in one statement.
+            row = (
+                await uow.session.execute(
+                    select(*ACTOR_COLUMNS, T)
+                    .select_from(models.Account)
+                    .outerjoin(T, (T.nik if kind == "nik" else T.ticket) == key)
+                    .where(models.Account.id == account_id_of(actor))
+                )
+            ).first()
+            actor = _reader_from_row(actor, row)
+            assert actor.account_id is not None and row is not None
             wait = await self.ctx.rate_limiter.hit(
                 f"lookup:{actor.account_id}", self.ctx.lookups_per_minute, uow.clock.now()
             )
@@ -185,8 +200,7 @@ class LookupService:
                 # Visible: a lookup storm from one account is what scraping PL by NIK looks like.
                 log.warning("lookup rate limit reached by account %s", actor.account_id)
                 raise Refused("rate_limited", seconds=wait)
-            kind, key = query.kind, query.key
-            target = await (uow.targets.by_nik(key) if kind == "nik" else uow.targets.by_ticket(key))
+            target = cast(models.Target | None, row[ACTOR_WIDTH])
             if target is None:
                 hint: dict[str, date] = {}
                 if kind == "nik" and query.typed_birth_date is not None:
@@ -200,26 +214,44 @@ class LookupService:
 
     async def card(self, actor: Actor, target_id: int, *, nik_typed: bool = False) -> TargetCard:
         """Re-read a card (after an action), by its id from a button: the scope is checked again."""
-        async with self.ctx.uow(actor) as uow:
-            actor = await _check_reader(uow, actor)
-            target = await uow.targets.get(target_id)
+        async with self.ctx.uow(actor, read_only=True) as uow:
+            T = models.Target
+            row = (
+                await uow.session.execute(
+                    select(*ACTOR_COLUMNS, T)
+                    .select_from(models.Account)
+                    .outerjoin(T, T.id == target_id)
+                    .where(models.Account.id == account_id_of(actor))
+                )
+            ).first()
+            actor = _reader_from_row(actor, row)
+            target = cast(models.Target | None, row[ACTOR_WIDTH] if row is not None else None)
             if target is None:
                 raise NotFound("target")
             return await build_card(uow, actor, target, nik_typed=nik_typed)
 
     async def card_for_visit(self, actor: Actor, visit_id: int) -> TargetCard:
         """The card of a visit's target (a button of the Daftar Penerima Vaksin)."""
-        async with self.ctx.uow(actor) as uow:
-            actor = await _check_reader(uow, actor)
-            visit = await uow.visits.get(visit_id)
-            target = await uow.targets.get(visit.target_id) if visit else None
+        async with self.ctx.uow(actor, read_only=True) as uow:
+            T, V = models.Target, models.Visit
+            row = (
+                await uow.session.execute(
+                    select(*ACTOR_COLUMNS, T)
+                    .select_from(models.Account)
+                    .outerjoin(V, V.id == visit_id)
+                    .outerjoin(T, T.id == V.target_id)
+                    .where(models.Account.id == account_id_of(actor))
+                )
+            ).first()
+            actor = _reader_from_row(actor, row)
+            target = cast(models.Target | None, row[ACTOR_WIDTH] if row is not None else None)
             if target is None:
                 raise NotFound("target")
             return await build_card(uow, actor, target, nik_typed=False)
 
 
-async def _check_reader(uow: SqlUnitOfWork, actor: Actor) -> Actor:
-    fresh = await fresh_actor(uow, actor)
+def _reader_from_row(actor: Actor, row: Sequence[Any] | None) -> Actor:
+    fresh = fresh_from_row(actor, row)
     require_active(fresh)
     return fresh
 
@@ -231,10 +263,13 @@ async def build_card(
     *,
     nik_typed: bool,
     typed_birth_date: date | None = None,
+    rows: list[VisitRow] | None = None,
 ) -> TargetCard:
+    """The card of ``target`` for ``actor`` (fresh); ``rows``: the target's visit rows when already read."""
     if actor.kind is AccountKind.DINKES:
         await _check_district(uow, actor, target)
-    rows = await visit_rows(uow, target.id)
+    if rows is None:
+        rows = await visit_rows(uow, target.id)
     visits = tuple(
         VisitSummary(
             visit_id=v.id,
@@ -256,16 +291,16 @@ async def build_card(
     assigned_name = None
     tz = "Asia/Jakarta"
     if target.assigned_faskes_code:
-        found = await uow.regions.faskes_with_district(target.assigned_faskes_code)
+        found = await uow.references.place(target.assigned_faskes_code)
         if found:
             assigned_name = found[0].name
-    own: tuple[models.Faskes, models.KabKota] | None = None
+    own: tuple[FaskesRef, DistrictRef] | None = None
     if actor.faskes_code:
-        own = await uow.regions.faskes_with_district(actor.faskes_code)
+        own = await uow.references.place(actor.faskes_code)
         if own:
             tz = own[1].timezone
     elif actor.kabkota_code:
-        kk = await uow.regions.kabkota(actor.kabkota_code)
+        kk = await uow.references.district(actor.kabkota_code)
         if kk:
             tz = kk.timezone
     now = uow.clock.now()
@@ -345,7 +380,7 @@ async def _check_district(uow: SqlUnitOfWork, actor: Actor, target: models.Targe
         codes.add(target.assigned_faskes_code)
     codes.update(v.faskes_code for v in await uow.visits.for_target(target.id))
     for code in codes:
-        f = await uow.regions.faskes(code)
-        if f and f.kabkota_code == actor.kabkota_code:
+        found = await uow.references.place(code)
+        if found and found[0].kabkota_code == actor.kabkota_code:
             return
     raise PermissionDenied("other_district")

@@ -32,12 +32,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from core.db import models
+from core.db.repositories import ACTOR_COLUMNS, DistrictRef, FaskesRef
 from core.db.uow import SqlUnitOfWork
 from core.domain.accounts import Actor, Role, require_faskes, require_role
 from core.domain.audit import AuditDraft
@@ -52,8 +54,11 @@ from core.domain.vaccines import (
     min_interval_days,
 )
 from core.domain.visits import VACCINATED, VisitStatus
-from core.services.accounts import fresh_actor
+from core.services.accounts import ACTOR_WIDTH, account_id_of, fresh_actor, fresh_from_row
 from core.services.context import CoreContext
+
+if TYPE_CHECKING:
+    from core.services.lookup import TargetCard
 
 __all__ = [
     "DosePlan",
@@ -194,8 +199,11 @@ class VisitRow:
     timezone: str
 
 
-async def visit_rows(uow: SqlUnitOfWork, target_id: int) -> list[VisitRow]:
-    """The target's visits, oldest first, each with its faskes' name, district and time zone."""
+async def visit_rows(uow: SqlUnitOfWork, target_id: int, *, reread: bool = False) -> list[VisitRow]:
+    """The target's visits, oldest first, each with its faskes' name, district and time zone.
+
+    ``reread``: overwrite visits already loaded in this unit of work (after conditional updates).
+    """
     stmt = (
         select(models.Visit, models.Faskes.name, models.KabKota.code, models.KabKota.timezone)
         .join(models.Faskes, models.Visit.faskes_code == models.Faskes.code)
@@ -203,6 +211,8 @@ async def visit_rows(uow: SqlUnitOfWork, target_id: int) -> list[VisitRow]:
         .where(models.Visit.target_id == target_id)
         .order_by(models.Visit.id)
     )
+    if reread:
+        stmt = stmt.execution_options(populate_existing=True)
     return [VisitRow(v, name, kk, tz) for v, name, kk, tz in (await uow.session.execute(stmt)).all()]
 
 
@@ -224,18 +234,16 @@ def facts_of(rows: Iterable[VisitRow], now: datetime) -> list[VisitFacts]:
     ]
 
 
-async def interval_rules(uow: SqlUnitOfWork) -> tuple[list[IntervalRule], dict[str, int]]:
-    """The interval table and the doses of each product, as PL holds them."""
-    rows = await uow.vaccines.intervals()
-    rules = [IntervalRule(r.product_code, r.effective_from, r.min_days, r.min_days_age_60) for r in rows]
-    doses = {p.code: p.doses for p in await uow.vaccines.products()}
-    return rules, doses
+async def interval_rules(uow: SqlUnitOfWork) -> tuple[Sequence[IntervalRule], dict[str, int]]:
+    """The interval table and the doses of each product, as PL holds them (cached, see ReferenceCache)."""
+    tables = await uow.references.vaccines()
+    return tables.intervals, tables.doses
 
 
-async def actor_faskes(uow: SqlUnitOfWork, actor: Actor) -> tuple[models.Faskes, models.KabKota]:
+async def actor_faskes(uow: SqlUnitOfWork, actor: Actor) -> tuple[FaskesRef, DistrictRef]:
     if actor.faskes_code is None:
         raise PermissionDenied("role", needed=[Role.MEJA1.value])
-    found = await uow.regions.faskes_with_district(actor.faskes_code)
+    found = await uow.references.place(actor.faskes_code)
     if found is None:
         raise NotFound("faskes")
     return found
@@ -276,6 +284,7 @@ class Registration:
     late_due: date | None = None  # warn: the dose is more than 30 days past this earliest date
     tidak_diberikan_on: date | None = None  # warn: an earlier screening refused the dose
     lapsed: tuple[Lapsed, ...] = ()  # open visits of earlier days closed by this registration
+    card: TargetCard | None = None  # the card as it stands after registering (``with_card=True``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,8 +307,13 @@ class RegistrationService:
     def __init__(self, ctx: CoreContext) -> None:
         self.ctx = ctx
 
-    async def register(self, actor: Actor, target_id: int, seen_version: int) -> Registration:
+    async def register(
+        self, actor: Actor, target_id: int, seen_version: int, *, with_card: bool = False
+    ) -> Registration:
         """Open a visit for the target's next dose at the actor's faskes, today.
+
+        ``with_card``: also return the target's card as it stands after registering (read in the same
+        transaction), so that meja 1 need not read it again.
 
         Raises ``Refused`` (``open_visit``, ``series_complete``, ``interval_not_passed``, ``tunda_until``,
         ``interval_unknown``, ``meja1_not_vaccinator``), ``Conflict("already_registered", faskes=, date=)`` when
@@ -307,7 +321,7 @@ class RegistrationService:
         the card showed ``seen_version``, ``PermissionDenied``, ``NotFound("target")``.
         """
         try:
-            return await self._register(actor, target_id, seen_version)
+            return await self._register(actor, target_id, seen_version, with_card)
         except Conflict as exc:
             if exc.reason == "already_registered":
                 raise
@@ -316,17 +330,26 @@ class RegistrationService:
                 raise Conflict("already_registered", faskes=where[0], date=where[1]) from exc
             raise Conflict("target_changed") from exc
 
-    async def _register(self, actor: Actor, target_id: int, seen_version: int) -> Registration:
+    async def _register(self, actor: Actor, target_id: int, seen_version: int, with_card: bool) -> Registration:
         async with self.ctx.uow(actor) as uow:
-            actor = await fresh_actor(uow, actor)
+            s = uow.session
+            # The account (re-checked) and the target in one statement.
+            first = (
+                await s.execute(
+                    select(*ACTOR_COLUMNS, models.Target)
+                    .select_from(models.Account)
+                    .outerjoin(models.Target, models.Target.id == target_id)
+                    .where(models.Account.id == account_id_of(actor))
+                )
+            ).first()
+            actor = fresh_from_row(actor, first)
             require_role(actor, Role.MEJA1)
             faskes, kabkota = await actor_faskes(uow, actor)
             if not faskes.is_vaccinator:
                 raise Refused("meja1_not_vaccinator", faskes=faskes.name)
-            s = uow.session
             now = uow.clock.now()
             today = local_date(now, kabkota.timezone)
-            target = await uow.targets.get(target_id)
+            target = cast(models.Target | None, first[ACTOR_WIDTH] if first is not None else None)
             if target is None:
                 raise NotFound("target")
             if target.version != seen_version:
@@ -417,6 +440,16 @@ class RegistrationService:
                     kabkota_code=kabkota.code,
                 )
             )
+            card = None
+            if with_card:
+                from core.services.lookup import build_card  # the card module builds on this one
+
+                # The target row as just written (the update above bypassed the identity map).
+                set_committed_value(target, "version", seen_version + 1)
+                set_committed_value(target, "first_desk_at", first_desk_at or now)
+                card = await build_card(
+                    uow, actor, target, nik_typed=False, rows=await visit_rows(uow, target_id, reread=True)
+                )
             await uow.commit()
             return Registration(
                 visit_id=visit.id,
@@ -430,11 +463,12 @@ class RegistrationService:
                 late_due=plan.late_due,
                 tidak_diberikan_on=plan.tidak_diberikan_on,
                 lapsed=tuple(lapsed),
+                card=card,
             )
 
     async def _open_visit_where(self, actor: Actor, target_id: int) -> tuple[str, date] | None:
         """After a lost race: where the target's open visit is now (faskes name, date), if any."""
-        async with self.ctx.uow(actor) as uow:
+        async with self.ctx.uow(actor, read_only=True) as uow:
             stmt = (
                 select(models.Faskes.name, models.Visit.service_date)
                 .join(models.Faskes, models.Visit.faskes_code == models.Faskes.code)
