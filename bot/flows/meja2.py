@@ -553,10 +553,11 @@ async def save(
                 answers,
                 seen_version=int(data["version"]),
                 seen_outcome=seen,
+                with_queue=True,
             )
         else:
             saved = await services.screening.save(
-                actor, callback_data.visit_id, _vitals(data), answers, seen_outcome=seen
+                actor, callback_data.visit_id, _vitals(data), answers, seen_outcome=seen, with_queue=True
             )
     except Conflict:
         # Saved by someone else (or by the first of two taps): this draft is finished either way.
@@ -567,7 +568,7 @@ async def save(
     await callback.answer()
     text, markup = saved_view(saved, t)
     await edit_or_send(callback, text, markup)
-    queue = await services.screening.queue(actor)
+    queue = saved.queue or await services.screening.queue(actor)  # read with the save, in one transaction
     if queue.waiting and callback.bot is not None:
         text, markup = queue_view(queue, t)
         await callback.bot.send_message(callback.from_user.id, text, reply_markup=markup)

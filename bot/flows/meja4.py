@@ -143,9 +143,17 @@ def _elapsed(queue: VaccinationQueue, services: Services) -> dict[int, int]:
 
 
 async def _send_queue(
-    target: Message | CallbackQuery, actor: Actor, t: Translator, services: Services, *, always: bool
+    target: Message | CallbackQuery,
+    actor: Actor,
+    t: Translator,
+    services: Services,
+    *,
+    always: bool,
+    queue: VaccinationQueue | None = None,
 ) -> None:
-    queue = await services.vaccination.queue(actor)
+    """The desk's list; ``queue`` when a use case already read it (in its own transaction)."""
+    if queue is None:
+        queue = await services.vaccination.queue(actor)
     if not always and not queue.waiting:
         return
     text, markup = queue_view(queue, t, _elapsed(queue, services))
@@ -411,6 +419,7 @@ async def code(message: Message, actor: Actor, t: Translator, state: FSMContext,
             batch=str(data["batch"]),
             expiry=date.fromisoformat(expiry_iso) if expiry_iso else None,
             nik_last4=message.text,
+            with_queue=True,
         )
     except Refused as exc:
         if exc.reason != "nik_code_mismatch":
@@ -429,7 +438,7 @@ async def code(message: Message, actor: Actor, t: Translator, state: FSMContext,
     await state.clear()
     text, markup = saved_view(saved, t)
     await message.answer(text, reply_markup=markup)
-    await _send_queue(message, actor, t, services, always=False)
+    await _send_queue(message, actor, t, services, always=False, queue=saved.queue)
 
 
 def kipi_buttons(visit_id: int, t: Translator) -> InlineKeyboardMarkup:

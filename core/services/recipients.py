@@ -115,11 +115,11 @@ class RecipientsService:
 
     async def today(self, actor: Actor) -> RecipientList:
         """Today's list at the actor's faskes (desk staff: meja 1, 2 or 4)."""
-        async with self.ctx.uow(actor) as uow:
+        async with self.ctx.uow(actor, read_only=True) as uow:
             actor = await fresh_actor(uow, actor)
             require_role(actor, Role.MEJA1, Role.MEJA2, Role.MEJA4)
             assert actor.faskes_code is not None
-            found = await uow.regions.faskes_with_district(actor.faskes_code)
+            found = await uow.references.place(actor.faskes_code)
             if found is None:
                 raise NotFound("faskes")
             faskes, kabkota = found

@@ -23,13 +23,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, and_, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
 from core.db import models
+from core.db.repositories import ACTOR_COLUMNS
 from core.db.uow import SqlUnitOfWork
 from core.domain.accounts import Actor, Role, require_faskes, require_role
 from core.domain.audit import AuditDraft
@@ -49,7 +50,7 @@ from core.domain.screening import (
 from core.domain.timeutil import age_on, end_of_local_day, local, local_date, start_of_local_day
 from core.domain.visits import VisitStatus
 from core.domain.vitals import DIASTOLIC_RANGE, SYSTOLIC_RANGE, TEMPERATURE_MAX, TEMPERATURE_MIN
-from core.services.accounts import fresh_actor
+from core.services.accounts import ACTOR_WIDTH, account_id_of, fresh_actor, fresh_from_row
 from core.services.context import CoreContext
 
 __all__ = [
@@ -225,6 +226,7 @@ class ScreeningSaved:
     answers: dict[str, bool] = field(default_factory=dict)
     edited: bool = False
     editable_until: datetime | None = None  # local 23:59 of the screening day, for a Tunda
+    queue: ScreeningQueue | None = None  # the desk's list right after saving (``with_queue=True``)
 
 
 # --------------------------------------------------------------------------------------------
@@ -252,8 +254,34 @@ async def load_visit(uow: SqlUnitOfWork, visit_id: int) -> _VisitRow:
     return visit, target, timezone
 
 
+async def load_visit_as(uow: SqlUnitOfWork, actor: Actor, visit_id: int, role: Role) -> tuple[Actor, _VisitRow]:
+    """The fresh actor (holding ``role``) and the visit, its target and the time zone of its faskes.
+
+    One statement reads the account and the visit; the account's checks come first, as with ``fresh_actor``.
+    Raises ``PermissionDenied`` and ``NotFound("visit")``.
+    """
+    V, T = models.Visit, models.Target
+    stmt = (
+        select(*ACTOR_COLUMNS, V, T)
+        .select_from(models.Account)
+        .outerjoin(V, V.id == visit_id)
+        .outerjoin(T, V.target_id == T.id)
+        .where(models.Account.id == account_id_of(actor))
+    )
+    row = (await uow.session.execute(stmt)).first()
+    fresh = fresh_from_row(actor, row)
+    require_role(fresh, role)
+    assert row is not None
+    visit = cast(models.Visit | None, row[ACTOR_WIDTH])
+    target = cast(models.Target | None, row[ACTOR_WIDTH + 1])
+    place = await uow.references.place(visit.faskes_code) if visit is not None else None
+    if visit is None or target is None or place is None:
+        raise NotFound("visit")
+    return fresh, (visit, target, place[1].timezone)
+
+
 async def faskes_timezone(uow: SqlUnitOfWork, faskes_code: str | None) -> str:
-    found = await uow.regions.faskes_with_district(faskes_code) if faskes_code else None
+    found = await uow.references.place(faskes_code) if faskes_code else None
     if found is None:
         raise PermissionDenied("role", needed=["faskes"])
     return found[1].timezone
@@ -316,58 +344,28 @@ class ScreeningService:
 
     async def queue(self, actor: Actor, *, limit: int = QUEUE_LIMIT) -> ScreeningQueue:
         """Today's visits at the actor's faskes waiting for screening, and today's Tunda that may be edited."""
-        async with self.ctx.uow(actor) as uow:
+        async with self.ctx.uow(actor, read_only=True) as uow:
             actor = await self._screener(uow, actor)
-            assert actor.faskes_code is not None
-            tz = await faskes_timezone(uow, actor.faskes_code)
-            now = uow.clock.now()
-            today = local_date(now, tz)
-            stmt = (
-                select(models.Visit, models.Target.name)
-                .join(models.Target, models.Visit.target_id == models.Target.id)
-                .where(
-                    models.Visit.faskes_code == actor.faskes_code,
-                    models.Visit.service_date == today,
-                    models.Visit.status == VisitStatus.MENUNGGU_SKRINING.value,
-                    models.Visit.is_open.is_(True),
-                )
-                .order_by(models.Visit.opened_at, models.Visit.id)
-            )
-            waiting = [entry_of(v, name, tz) for v, name in (await uow.session.execute(stmt)).all()]
-            stmt = (
-                select(models.Visit, models.Target.name)
-                .join(models.Target, models.Visit.target_id == models.Target.id)
-                .where(
-                    models.Visit.faskes_code == actor.faskes_code,
-                    models.Visit.status == VisitStatus.TUNDA.value,
-                    models.Visit.screened_at >= start_of_local_day(today, tz),
-                )
-                .order_by(models.Visit.screened_at.desc())
-                .limit(limit)
-            )
-            editable = [entry_of(v, name, tz) for v, name in (await uow.session.execute(stmt)).all()]
-        return ScreeningQueue(tuple(waiting[:limit]), tuple(editable), max(0, len(waiting) - limit))
+            return await self._queue(uow, actor, limit)
 
     async def locate(self, actor: Actor, raw_key: str) -> QueueEntry:
         """The visit of a ticket or NIK to screen (waiting) or to edit (today's Tunda) at the actor's faskes."""
-        async with self.ctx.uow(actor) as uow:
+        async with self.ctx.uow(actor, read_only=True) as uow:
             actor = await self._screener(uow, actor)
             return await locate_visit(uow, actor, raw_key, (VisitStatus.MENUNGGU_SKRINING, VisitStatus.TUNDA))
 
     async def open(self, actor: Actor, visit_id: int) -> ScreeningForm:
         """Start screening a visit waiting for it. ``Conflict("already_screened")`` when it is not waiting."""
-        async with self.ctx.uow(actor) as uow:
-            actor = await self._screener(uow, actor)
-            visit, target, tz = await load_visit(uow, visit_id)
+        async with self.ctx.uow(actor, read_only=True) as uow:
+            actor, (visit, target, tz) = await load_visit_as(uow, actor, visit_id, Role.MEJA2)
             require_faskes(actor, visit.faskes_code)
             _check_waiting(visit, target.name)
             return self._form(visit, target, local_date(uow.clock.now(), tz))
 
     async def open_edit(self, actor: Actor, visit_id: int) -> ScreeningForm:
         """Start editing today's Tunda of a visit (a complete new screening, the old answers pre-filled)."""
-        async with self.ctx.uow(actor) as uow:
-            actor = await self._screener(uow, actor)
-            visit, target, tz = await load_visit(uow, visit_id)
+        async with self.ctx.uow(actor, read_only=True) as uow:
+            actor, (visit, target, tz) = await load_visit_as(uow, actor, visit_id, Role.MEJA2)
             require_faskes(actor, visit.faskes_code)
             today = local_date(uow.clock.now(), tz)
             until = self._check_editable(visit, tz, today)
@@ -392,20 +390,30 @@ class ScreeningService:
         answers: Mapping[str, bool],
         *,
         seen_outcome: Outcome | None = None,
+        with_queue: bool = False,
     ) -> ScreeningSaved:
         """Judge and save the screening of a visit waiting for it, exactly once.
 
         The outcome is computed here from PL's facts; when ``seen_outcome`` (what the person confirmed) differs,
         nothing is saved (``Conflict("outcome_changed")``). Lanjut: waiting for vaccination (still open);
-        Tunda and Tidak diberikan close the visit.
+        Tunda and Tidak diberikan close the visit. ``with_queue``: the result also carries the desk's list as
+        it stands after this screening (read in the same transaction).
         """
         async with self.ctx.uow(actor) as uow:
-            actor = await self._screener(uow, actor)
-            visit, target, tz = await load_visit(uow, visit_id)
+            actor, (visit, target, tz) = await load_visit_as(uow, actor, visit_id, Role.MEJA2)
             require_faskes(actor, visit.faskes_code)
             _check_waiting(visit, target.name)
             return await self._write(
-                uow, actor, visit, target, tz, vitals, answers, seen_outcome=seen_outcome, edit=False
+                uow,
+                actor,
+                visit,
+                target,
+                tz,
+                vitals,
+                answers,
+                seen_outcome=seen_outcome,
+                edit=False,
+                with_queue=with_queue,
             )
 
     async def save_edit(
@@ -417,11 +425,11 @@ class ScreeningService:
         *,
         seen_version: int,
         seen_outcome: Outcome | None = None,
+        with_queue: bool = False,
     ) -> ScreeningSaved:
         """Replace today's Tunda of a visit with a new screening (see the module's note on editing)."""
         async with self.ctx.uow(actor) as uow:
-            actor = await self._screener(uow, actor)
-            visit, target, tz = await load_visit(uow, visit_id)
+            actor, (visit, target, tz) = await load_visit_as(uow, actor, visit_id, Role.MEJA2)
             require_faskes(actor, visit.faskes_code)
             self._check_editable(visit, tz, local_date(uow.clock.now(), tz))
             if visit.version != seen_version:
@@ -430,7 +438,16 @@ class ScreeningService:
             if later:
                 raise Refused("tunda_superseded", name=target.name)
             return await self._write(
-                uow, actor, visit, target, tz, vitals, answers, seen_outcome=seen_outcome, edit=True
+                uow,
+                actor,
+                visit,
+                target,
+                tz,
+                vitals,
+                answers,
+                seen_outcome=seen_outcome,
+                edit=True,
+                with_queue=with_queue,
             )
 
     # --- internals --------------------------------------------------------------------------
@@ -439,6 +456,40 @@ class ScreeningService:
         fresh = await fresh_actor(uow, actor)
         require_role(fresh, Role.MEJA2)
         return fresh
+
+    @staticmethod
+    async def _queue(uow: SqlUnitOfWork, actor: Actor, limit: int) -> ScreeningQueue:
+        """Both halves of the list in one statement, split here."""
+        assert actor.faskes_code is not None
+        tz = await faskes_timezone(uow, actor.faskes_code)
+        today = local_date(uow.clock.now(), tz)
+        V = models.Visit
+        waiting_now = and_(
+            V.service_date == today, V.status == VisitStatus.MENUNGGU_SKRINING.value, V.is_open.is_(True)
+        )
+        tunda_today = and_(V.status == VisitStatus.TUNDA.value, V.screened_at >= start_of_local_day(today, tz))
+        stmt = (
+            select(V, models.Target.name)
+            .join(models.Target, V.target_id == models.Target.id)
+            .where(V.faskes_code == actor.faskes_code, or_(waiting_now, tunda_today))
+            # After a conditional update in the same unit of work (save), the visit loaded earlier is stale.
+            .execution_options(populate_existing=True)
+        )
+        rows = (await uow.session.execute(stmt)).all()
+        waiting = sorted(
+            (r for r in rows if r[0].status == VisitStatus.MENUNGGU_SKRINING.value),
+            key=lambda r: (r[0].opened_at, r[0].id),
+        )
+        editable = sorted(
+            (r for r in rows if r[0].status == VisitStatus.TUNDA.value),
+            key=lambda r: r[0].screened_at or r[0].opened_at,
+            reverse=True,
+        )[:limit]
+        return ScreeningQueue(
+            tuple(entry_of(v, name, tz) for v, name in waiting[:limit]),
+            tuple(entry_of(v, name, tz) for v, name in editable),
+            max(0, len(waiting) - limit),
+        )
 
     @staticmethod
     def _form(visit: models.Visit, target: models.Target, today: date) -> ScreeningForm:
@@ -479,6 +530,7 @@ class ScreeningService:
         *,
         seen_outcome: Outcome | None,
         edit: bool,
+        with_queue: bool = False,
     ) -> ScreeningSaved:
         now = uow.clock.now()
         today = local_date(now, tz)
@@ -552,6 +604,7 @@ class ScreeningService:
                 faskes_code=visit.faskes_code,
             )
         )
+        queue = await self._queue(uow, actor, QUEUE_LIMIT) if with_queue else None
         await uow.commit()
         until = end_of_local_day(today, tz) if status is VisitStatus.TUNDA else None
         return ScreeningSaved(
@@ -564,4 +617,5 @@ class ScreeningService:
             answers=stored_answers,
             edited=edit,
             editable_until=until,
+            queue=queue,
         )

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.db import models
@@ -40,7 +41,7 @@ from core.services.screening import (
     QueueEntry,
     entry_of,
     faskes_timezone,
-    load_visit,
+    load_visit_as,
     locate_visit,
     rowcount,
 )
@@ -123,6 +124,7 @@ class VaccinationSaved:
     observe_until: datetime  # local
     next_due_date: date | None  # None when the series is complete
     zone: str  # WIB | WITA | WIT
+    queue: VaccinationQueue | None = None  # the desk's list right after recording (``with_queue=True``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,47 +172,20 @@ class VaccinationService:
 
     async def queue(self, actor: Actor, *, limit: int = QUEUE_LIMIT) -> VaccinationQueue:
         """Today's visits at the actor's faskes waiting for the dose, and those in observation."""
-        async with self.ctx.uow(actor) as uow:
+        async with self.ctx.uow(actor, read_only=True) as uow:
             actor = await self._recorder(uow, actor)
-            tz = await faskes_timezone(uow, actor.faskes_code)
-            today = local_date(uow.clock.now(), tz)
-            stmt = (
-                select(models.Visit, models.Target.name)
-                .join(models.Target, models.Visit.target_id == models.Target.id)
-                .where(
-                    models.Visit.faskes_code == actor.faskes_code,
-                    models.Visit.status == VisitStatus.MENUNGGU_VAKSINASI.value,
-                    models.Visit.is_open.is_(True),
-                    models.Visit.service_date == today,
-                )
-                .order_by(models.Visit.screened_at, models.Visit.id)
-            )
-            waiting = [entry_of(v, name, tz) for v, name in (await uow.session.execute(stmt)).all()]
-            stmt = (
-                select(models.Visit, models.Target.name)
-                .join(models.Target, models.Visit.target_id == models.Target.id)
-                .where(
-                    models.Visit.faskes_code == actor.faskes_code,
-                    models.Visit.status == VisitStatus.OBSERVASI.value,
-                    models.Visit.vaccinated_at >= start_of_local_day(today, tz),
-                )
-                .order_by(models.Visit.vaccinated_at, models.Visit.id)
-                .limit(limit)
-            )
-            observing = [entry_of(v, name, tz) for v, name in (await uow.session.execute(stmt)).all()]
-        return VaccinationQueue(tuple(waiting[:limit]), tuple(observing), max(0, len(waiting) - limit))
+            return await self._queue(uow, actor, limit)
 
     async def locate(self, actor: Actor, raw_key: str) -> QueueEntry:
         """The visit of a ticket or NIK to vaccinate or to observe at the actor's faskes."""
-        async with self.ctx.uow(actor) as uow:
+        async with self.ctx.uow(actor, read_only=True) as uow:
             actor = await self._recorder(uow, actor)
             return await locate_visit(uow, actor, raw_key, (VisitStatus.MENUNGGU_VAKSINASI, VisitStatus.OBSERVASI))
 
     async def open(self, actor: Actor, visit_id: int) -> VaccinationForm:
         """Start recording the dose of a visit screened Lanjut."""
-        async with self.ctx.uow(actor) as uow:
-            actor = await self._recorder(uow, actor)
-            visit, target, tz = await load_visit(uow, visit_id)
+        async with self.ctx.uow(actor, read_only=True) as uow:
+            actor, (visit, target, tz) = await load_visit_as(uow, actor, visit_id, Role.MEJA4)
             require_faskes(actor, visit.faskes_code)
             self._check_waiting(visit, target.name)
             today = local_date(uow.clock.now(), tz)
@@ -248,9 +223,8 @@ class VaccinationService:
 
     async def observation(self, actor: Actor, visit_id: int) -> ObservationForm:
         """A visit in observation: how long since the injection."""
-        async with self.ctx.uow(actor) as uow:
-            actor = await self._recorder(uow, actor)
-            visit, target, tz = await load_visit(uow, visit_id)
+        async with self.ctx.uow(actor, read_only=True) as uow:
+            actor, (visit, target, tz) = await load_visit_as(uow, actor, visit_id, Role.MEJA4)
             require_faskes(actor, visit.faskes_code)
             if visit.status != VisitStatus.OBSERVASI.value or visit.vaccinated_at is None:
                 raise Conflict("not_in_observation", name=target.name)
@@ -277,13 +251,16 @@ class VaccinationService:
         batch: str,
         expiry: date | None,
         nik_last4: str,
+        with_queue: bool = False,
     ) -> VaccinationSaved:
-        """Record the dose, exactly once. ``Refused("nik_code_mismatch")`` writes nothing."""
+        """Record the dose, exactly once. ``Refused("nik_code_mismatch")`` writes nothing.
+
+        ``with_queue``: the result also carries the desk's list as it stands after recording (same transaction).
+        """
         code = _check_code(nik_last4)
         batch = parse_batch(batch)
         async with self.ctx.uow(actor) as uow:
-            actor = await self._recorder(uow, actor)
-            visit, target, tz = await load_visit(uow, visit_id)
+            actor, (visit, target, tz) = await load_visit_as(uow, actor, visit_id, Role.MEJA4)
             require_faskes(actor, visit.faskes_code)
             self._check_waiting(visit, target.name)
             now = uow.clock.now()
@@ -350,6 +327,7 @@ class VaccinationService:
                     faskes_code=visit.faskes_code,
                 )
             )
+            queue = await self._queue(uow, actor, QUEUE_LIMIT) if with_queue else None
             await uow.commit()
         at = local(now, tz)
         return VaccinationSaved(
@@ -365,6 +343,7 @@ class VaccinationService:
             observe_until=at + timedelta(minutes=OBSERVATION_MINUTES),
             next_due_date=next_due,
             zone=ZONE_LABELS.get(tz, tz),
+            queue=queue,
         )
 
     async def observe(
@@ -391,8 +370,7 @@ class VaccinationService:
         recipients: list[int] = []
         params: dict[str, object] = {}
         async with self.ctx.uow(actor) as uow:
-            actor = await self._recorder(uow, actor)
-            visit, target, tz = await load_visit(uow, visit_id)
+            actor, (visit, target, tz) = await load_visit_as(uow, actor, visit_id, Role.MEJA4)
             require_faskes(actor, visit.faskes_code)
             if visit.status != VisitStatus.OBSERVASI.value or visit.vaccinated_at is None:
                 raise Conflict("not_in_observation", name=target.name)
@@ -437,7 +415,7 @@ class VaccinationService:
                 )
             )
             if outcome is KipiOutcome.SERIOUS:
-                found = await uow.regions.faskes_with_district(visit.faskes_code)
+                found = await uow.references.place(visit.faskes_code)
                 faskes_name = found[0].name if found else visit.faskes_code
                 kabkota = found[1].code if found else None
                 if kabkota is not None:
@@ -482,6 +460,38 @@ class VaccinationService:
         return fresh
 
     @staticmethod
+    async def _queue(uow: SqlUnitOfWork, actor: Actor, limit: int) -> VaccinationQueue:
+        """Both halves of the list in one statement, split here."""
+        tz = await faskes_timezone(uow, actor.faskes_code)
+        today = local_date(uow.clock.now(), tz)
+        V = models.Visit
+        waiting_now = and_(
+            V.status == VisitStatus.MENUNGGU_VAKSINASI.value, V.is_open.is_(True), V.service_date == today
+        )
+        observing_now = and_(V.status == VisitStatus.OBSERVASI.value, V.vaccinated_at >= start_of_local_day(today, tz))
+        stmt = (
+            select(V, models.Target.name)
+            .join(models.Target, V.target_id == models.Target.id)
+            .where(V.faskes_code == actor.faskes_code, or_(waiting_now, observing_now))
+            # After a conditional update in the same unit of work (record), the visit loaded earlier is stale.
+            .execution_options(populate_existing=True)
+        )
+        rows = (await uow.session.execute(stmt)).all()
+        waiting = sorted(
+            (r for r in rows if r[0].status == VisitStatus.MENUNGGU_VAKSINASI.value),
+            key=lambda r: (r[0].screened_at is None, r[0].screened_at or r[0].opened_at, r[0].id),
+        )
+        observing = sorted(
+            (r for r in rows if r[0].status == VisitStatus.OBSERVASI.value),
+            key=lambda r: (r[0].vaccinated_at, r[0].id),
+        )[:limit]
+        return VaccinationQueue(
+            tuple(entry_of(v, name, tz) for v, name in waiting[:limit]),
+            tuple(entry_of(v, name, tz) for v, name in observing),
+            max(0, len(waiting) - limit),
+        )
+
+    @staticmethod
     def _check_waiting(visit: models.Visit, name: str) -> None:
         if visit.status == VisitStatus.MENUNGGU_VAKSINASI.value:
             if not visit.is_open:  # lapsed: closed by a later registration
@@ -495,7 +505,7 @@ class VaccinationService:
 
     @staticmethod
     async def _products(uow: SqlUnitOfWork) -> dict[str, ProductChoice]:
-        return {p.code: ProductChoice(p.code, p.name, p.doses) for p in await uow.vaccines.products()}
+        return {p.code: ProductChoice(p.code, p.name, p.doses) for p in (await uow.references.vaccines()).products}
 
     @staticmethod
     def _product_name(products: dict[str, ProductChoice], code: str | None) -> str:
@@ -505,11 +515,8 @@ class VaccinationService:
         return product.name if product else code
 
     @staticmethod
-    async def _intervals(uow: SqlUnitOfWork) -> list[IntervalRule]:
-        return [
-            IntervalRule(r.product_code, r.effective_from, r.min_days, r.min_days_age_60)
-            for r in await uow.vaccines.intervals()
-        ]
+    async def _intervals(uow: SqlUnitOfWork) -> Sequence[IntervalRule]:
+        return (await uow.references.vaccines()).intervals
 
     @staticmethod
     async def _previous_dose(uow: SqlUnitOfWork, visit: models.Visit) -> models.Visit | None:
