@@ -48,7 +48,6 @@ def serve(
 
     from api.main import create_app
     from api.sandbox import sandbox_note
-    from core.db.migrate import upgrade
 
     settings = _settings()
     _configure_logging(settings.log_level)
@@ -58,10 +57,9 @@ def serve(
         if problem:
             typer.echo(f"--workers {workers}: {problem}", err=True)
             raise typer.Exit(2)
-    # Once, before any worker starts: workers never migrate.
-    asyncio.run(upgrade(settings.database_url))
-    if seed_if_empty:
-        asyncio.run(_seed(settings, only_if_empty=True))
+    # Once, before any worker starts: workers never migrate. In a child process, so that Alembic and the
+    # seeder (~10 MB) never load into the serving process (docs/performance.md, memory).
+    _prepare_database_apart(settings.log_level, seed_if_empty=seed_if_empty)
     host = host or settings.api_host
     port = port or settings.api_port
     mode = settings.bot_mode
@@ -89,6 +87,30 @@ def serve(
         log_level=level,
         log_config=None,
     )
+
+
+def _prepare_database_apart(log_level: str, *, seed_if_empty: bool) -> None:
+    """Migrate (and seed an empty database) in a child interpreter, with the same environment; stop if it failed."""
+    import subprocess
+    import sys
+
+    code = "import sys; from api.cli import _prepare_database; _prepare_database(sys.argv[1], sys.argv[2] == 'seed')"
+    args = [sys.executable, "-c", code, log_level, "seed" if seed_if_empty else "-"]
+    returncode = subprocess.run(args, check=False).returncode  # noqa: S603 - our own interpreter, fixed code
+    if returncode != 0:
+        typer.echo(f"migrating the database failed (exit {returncode}); not serving", err=True)
+        raise typer.Exit(1)
+
+
+def _prepare_database(log_level: str, seed_if_empty: bool) -> None:
+    """The child of :func:`_prepare_database_apart`: the settings come from the same environment and directory."""
+    from core.db.migrate import upgrade
+
+    _configure_logging(log_level)
+    settings = _settings()
+    asyncio.run(upgrade(settings.database_url))
+    if seed_if_empty:
+        asyncio.run(_seed(settings, only_if_empty=True))
 
 
 def multi_worker_problem(settings: Settings) -> str | None:

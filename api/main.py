@@ -9,12 +9,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+# First, before anything imports aiogram: its ~400 Telegram types are built on first use (-110 MB RSS).
+import api.lazy_aiogram  # noqa: F401
 from api.metrics import install_metrics, instrument_engine
 from api.routes import health, metrics, sandbox, support, webhook
 from api.routes.webhook import configure_webhook, drain_webhook_tasks
 from api.runtime import Runtime, build_runtime
 from core.config import Settings
-from core.db.migrate import upgrade
 from core.ports import Clock
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if migrate:
+            from core.db.migrate import upgrade  # Alembic only when this process migrates (serve does it apart)
+
             await upgrade(settings.database_url)
         runtime = build_runtime(settings, clock=clock, bot_session=bot_session)
         app.state.runtime = runtime

@@ -16,12 +16,13 @@ must mask it (``api.logging`` masks NIKs in every line, httpx's request lines in
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from core.domain.errors import Unavailable
 from core.domain.reference import ReferenceRecord, Source, sex_code
+
+if TYPE_CHECKING:
+    import httpx  # imported on first use: httpx is ~5 MB of a process that may never call a reference over HTTP
 
 __all__ = ["HttpReferenceSource"]
 
@@ -49,6 +50,8 @@ class HttpReferenceSource:
     def _http(self) -> httpx.AsyncClient:
         # Built on first use (inside the running loop), reused for keep-alive; closed by aclose().
         if self._client is None:
+            import httpx
+
             headers = {"Accept": "application/json"}
             if self._api_key:
                 headers["X-API-Key"] = self._api_key
@@ -67,6 +70,8 @@ class HttpReferenceSource:
     async def fetch(self, nik: str) -> ReferenceRecord | None:
         if not nik.isdigit():  # only digits ever go into the path
             raise ValueError("nik must be digits")
+        import httpx
+
         try:
             response = await self._http().get(f"/nik/{nik}")
         except httpx.TimeoutException as exc:
