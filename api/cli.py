@@ -70,7 +70,8 @@ def serve(
     level = settings.log_level.lower()
     if workers == 1:
         # log_config=None: uvicorn keeps our logging set-up (identifiers masked in every line).
-        uvicorn.run(create_app(settings, migrate=False), host=host, port=port, log_level=level, log_config=None)
+        app = create_app(settings, migrate=False, settle_gc=True)
+        uvicorn.run(app, host=host, port=port, log_level=level, log_config=None)
         return
     # Several processes: the webhook is set once here; each worker builds its own runtime from the
     # environment (api.main:app_from_env) and takes its share of Telegram's per-bot rate.

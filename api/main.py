@@ -14,7 +14,7 @@ import api.lazy_aiogram  # noqa: F401
 from api.metrics import install_metrics, instrument_engine
 from api.routes import health, metrics, sandbox, support, webhook
 from api.routes.webhook import configure_webhook, drain_webhook_tasks
-from api.runtime import Runtime, build_runtime
+from api.runtime import Runtime, build_runtime, settle_heap
 from core.config import Settings
 from core.ports import Clock
 
@@ -28,7 +28,9 @@ def create_app(
     migrate: bool = True,
     run_bot: bool = True,
     bot_session: object | None = None,
+    settle_gc: bool = False,
 ) -> FastAPI:
+    """The app; ``settle_gc`` (serving processes only) tunes the collector once built (api.runtime.settle_heap)."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -42,6 +44,8 @@ def create_app(
         sandbox.attach(app, runtime)  # the sandbox's chat store on the bot's session (api/sandbox.py); no-op when off
         install_metrics(runtime.dispatcher)
         instrument_engine(runtime.engine)
+        if settle_gc:
+            settle_heap()
         if run_bot:
             # Webhook mode sets the webhook; polling mode deletes any webhook first. Several worker
             # processes (`frontdesk serve --workers N`) leave this to the parent, which did it once.
@@ -79,7 +83,7 @@ def app_from_env() -> FastAPI:
 
     settings = Settings()
     configure_logging(settings.log_level)
-    return create_app(settings, migrate=False)
+    return create_app(settings, migrate=False, settle_gc=True)
 
 
 async def _poll(runtime: Runtime) -> None:

@@ -26,6 +26,7 @@ async def _main(kind: str, cfg: dict[str, Any]) -> dict[str, Any]:
             redis_url=cfg.get("redis_url"),
         )
     if kind == "desk":
+        import api.lazy_aiogram  # noqa: F401 - first, as api/main.py does in a serving process
         from bench.desk import run_desk
 
         return await run_desk(cfg)

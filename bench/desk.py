@@ -314,9 +314,15 @@ async def _desk_task(coro: Awaitable[None], clock_from: timedelta) -> None:
 
 
 async def build(
-    database_url: str, redis_url: str | None, storage_kind: str
+    database_url: str, redis_url: str | None, storage_kind: str, *, stock: bool = False
 ) -> tuple[Any, Any]:
-    """The runtime as ``frontdesk serve`` builds it; ``onetrip`` swaps in bench.onetrip's storage."""
+    """The runtime as ``frontdesk serve`` builds it (``redis``: the production store, bot/redis_state.py).
+
+    ``storage_kind="stock"``: aiogram's own ``RedisStorage`` with ``RedisEventIsolation`` instead, the rest
+    as in production. ``stock=True`` (the what-if ladder's first rung): also without the hot-path changes
+    (no actor cache, aiogram's thread hop for every synchronous filter); the ladder adds them back one by one.
+    """
+    import bot.factory
     from api.runtime import build_runtime
     from core.config import Settings
 
@@ -326,23 +332,17 @@ async def build(
         telegram_bot_token=None,
         lookup_rate_per_minute=1_000_000,  # staff here are faster than people: PL's own limits still apply
         conversation_ttl_seconds=3600,
+        actor_cache_seconds=0 if stock else 30,
     )
-    runtime = build_runtime(settings, clock=PersonClock(), bot_session=BenchSession())
-    if storage_kind == "onetrip":
-        from aiogram.fsm.storage.redis import DefaultKeyBuilder
-
-        from bot.redis_state import OneTripRedisStorage
-        from bot.dedup import RedisDeduplicator
-        from bot.factory import build_dispatcher
-
-        storage = OneTripRedisStorage(
-            runtime.redis, key_builder=DefaultKeyBuilder(prefix="frontdesk", with_bot_id=True),
-            state_ttl=3600, data_ttl=3600,
-        )
-        runtime.dispatcher = build_dispatcher(
-            runtime.services, storage, events_isolation=storage.create_isolation(),
-            deduplicator=RedisDeduplicator(runtime.redis),
-        )
+    inline = bot.factory.call_sync_filters_inline
+    if stock:
+        bot.factory.call_sync_filters_inline = lambda _router: 0  # type: ignore[assignment]
+    try:
+        runtime = build_runtime(settings, clock=PersonClock(), bot_session=BenchSession())
+        if storage_kind == "stock":
+            swap_storage(runtime, [], "stock")
+    finally:
+        bot.factory.call_sync_filters_inline = inline  # type: ignore[assignment]
     return runtime, settings
 
 
@@ -752,37 +752,24 @@ class _null:
 
 
 def apply_tuning(runtime: Any, tuning: list[str]) -> None:
-    """What-ifs the bench can apply from outside the app, to measure a recommendation before it is made:
+    """The ladder's rungs, each added to a runtime built with ``stock=True`` (all four are in production):
 
-    * ``actor_cache``: the actor middleware's ``resolve_actor`` answers from a 30-second cache per
-      Telegram id (core still re-reads the account inside every use case: ``fresh_actor``);
-    * ``inline_sync``: aiogram calls synchronous filters and handlers (every ``F.text``,
-      ``F.action == …``, ``~F.text.startswith("/")``, plain ``def`` filters) through
-      ``asyncio.to_thread``: a thread-pool round trip each. Here they are called inline;
-    * ``gc_freeze``: after start-up ``gc.freeze()`` (the long-lived heap leaves the collector's
-      view) and ``gc.set_threshold(50_000, 20, 20)`` (fewer young collections).
+    * ``inline_sync``: aiogram calls synchronous filters (every ``F.text``, ``F.action == …``,
+      ``~F.text.startswith("/")``) through ``asyncio.to_thread``; ``bot.factory.call_sync_filters_inline``
+      makes them coroutines called inline;
+    * ``actor_cache``: the actor middleware remembers active actors 30 s (bot/actors.py; core still
+      re-reads the account inside every use case: ``fresh_actor``);
+    * ``gc_freeze``: ``api.runtime.settle_heap`` after start-up (``gc.freeze()``, threshold 50,000).
     """
+    from api.runtime import settle_heap
+    from bot.factory import call_sync_filters_inline
+
     if "actor_cache" in tuning:
-        accounts = runtime.services.accounts
-        original = accounts.resolve_actor
-        cache: dict[int, tuple[float, Any]] = {}
-
-        async def resolve_actor(telegram_id: int) -> Any:
-            now = time.monotonic()
-            hit = cache.get(telegram_id)
-            if hit is not None and now - hit[0] < 30.0:
-                return hit[1]
-            actor = await original(telegram_id)
-            cache[telegram_id] = (now, actor)
-            return actor
-
-        accounts.resolve_actor = resolve_actor
+        runtime.actors.ttl = 30.0
     if "inline_sync" in tuning:
-        inline_sync_callbacks()
+        call_sync_filters_inline(runtime.dispatcher)
     if "gc_freeze" in tuning:
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 20)
+        settle_heap()
 
 
 def inline_sync_callbacks() -> None:
@@ -826,19 +813,20 @@ class ThreadHops:
 
 
 def swap_storage(runtime: Any, teams: list[Team], kind: str) -> None:
-    """Rebuild the dispatcher on another FSM storage (``redis``: aiogram's; ``onetrip``: bench.onetrip)."""
+    """Rebuild the dispatcher on another FSM storage (``stock``: aiogram's; ``redis``: bot/redis_state.py)."""
     from aiogram.fsm.storage.redis import DefaultKeyBuilder, RedisStorage
 
-    from bot.redis_state import OneTripRedisStorage
     from bot.dedup import RedisDeduplicator
     from bot.factory import build_dispatcher
+    from bot.redis_state import OneTripRedisStorage
 
     builder = DefaultKeyBuilder(prefix="frontdesk", with_bot_id=True)
-    cls = OneTripRedisStorage if kind == "onetrip" else RedisStorage
+    cls = RedisStorage if kind == "stock" else OneTripRedisStorage
     storage: Any = cls(runtime.redis, key_builder=builder, state_ttl=3600, data_ttl=3600)
+    runtime.storage = storage
     runtime.dispatcher = build_dispatcher(
         runtime.services, storage, events_isolation=storage.create_isolation(),
-        deduplicator=RedisDeduplicator(runtime.redis),
+        deduplicator=RedisDeduplicator(runtime.redis), actors=runtime.actors,
     )
     for team in teams:
         for p in (team.meja1, team.meja2, team.meja4):
@@ -890,7 +878,9 @@ async def ladder(runtime: Any, teams: list[Team], cfg: dict[str, Any]) -> dict[s
 
 async def run_desk(cfg: dict[str, Any]) -> dict[str, Any]:
     """The whole desk measurement for one backend and storage (run in its own process)."""
-    runtime, _ = await build(cfg["database_url"], cfg.get("redis_url"), cfg["storage"])
+    from api.runtime import settle_heap
+
+    runtime, _ = await build(cfg["database_url"], cfg.get("redis_url"), cfg["storage"], stock=bool(cfg.get("ladder")))
     dispatcher = runtime.dispatcher
     tuning = list(cfg.get("tuning") or [])
     try:
@@ -907,6 +897,7 @@ async def run_desk(cfg: dict[str, Any]) -> dict[str, Any]:
             return result
         if tuning:
             apply_tuning(runtime, tuning)
+        settle_heap()  # as a serving process does once it is built (api/main.py)
         if cfg.get("census_visits"):
             result["census"] = await census(
                 runtime, teams[0], visits=int(cfg["census_visits"]), redis=runtime.redis,

@@ -205,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
                 runner.run("desk_sqlite", "desk", desk_cfg(args, url, None, "memory", seeded))
                 ran.add("desk")
                 if args.whatif:
-                    log("SQLite desk, what-ifs one after the other: inline sync filters, actor cache, gc.freeze")
+                    log("SQLite desk, the hot-path changes added one after the other to a stock build: "
+                        "inline sync filters, actor cache, gc.freeze")
                     runner.run("ladder_sqlite", "desk", ladder_cfg(args, url, None, "memory", seeded, [
                         ("stock", None, None), ("inline_sync", None, "inline_sync"),
                         ("actor_cache", None, "actor_cache"), ("gc_freeze", None, "gc_freeze")]))
@@ -236,17 +237,18 @@ def main(argv: list[str] | None = None) -> int:
                 seeded = asyncio.run(seed_postgres(dsn, url, spec, log=log))
                 raw["seed_postgres"] = seeded.to_json()
                 if "desk" in phases and redis_url:
-                    log("PostgreSQL desk: aiogram RedisStorage with event isolation (api/runtime.build_storage)")
+                    log("PostgreSQL desk: Redis conversation store of bot/redis_state.py (api/runtime.build_storage)")
                     runner.run("desk_postgres_redis", "desk", desk_cfg(args, url, redis_url, "redis", seeded))
                     if "onetrip" not in args.skip:
-                        log("PostgreSQL desk: bench.onetrip storage (two Redis round trips per update)")
-                        runner.run("desk_postgres_onetrip", "desk", desk_cfg(args, url, redis_url, "onetrip", seeded))
+                        log("PostgreSQL desk: aiogram's RedisStorage with event isolation instead (the stock store)")
+                        runner.run("desk_postgres_stock", "desk", desk_cfg(args, url, redis_url, "stock", seeded))
                     if args.whatif:
-                        log("PostgreSQL desk, what-ifs one after the other: onetrip storage, inline sync filters, "
-                            "actor cache, gc.freeze")
-                        runner.run("ladder_postgres", "desk", ladder_cfg(args, url, redis_url, "redis", seeded, [
-                            ("stock", None, None), ("onetrip", "onetrip", None), ("inline_sync", None, "inline_sync"),
-                            ("actor_cache", None, "actor_cache"), ("gc_freeze", None, "gc_freeze")]))
+                        log("PostgreSQL desk, the hot-path changes added one after the other to a stock build: "
+                            "inline sync filters, actor cache, gc.freeze, the two-trip Redis store")
+                        runner.run("ladder_postgres", "desk", ladder_cfg(args, url, redis_url, "stock", seeded, [
+                            ("stock", None, None), ("inline_sync", None, "inline_sync"),
+                            ("actor_cache", None, "actor_cache"), ("gc_freeze", None, "gc_freeze"),
+                            ("onetrip", "redis", None)]))
                     ran.add("desk")
                 if "lookup" in phases:
                     log("PostgreSQL lookups")
