@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 from aiogram import F, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, ErrorEvent, Message, ReplyKeyboardRemove
-from redis.exceptions import RedisError
 
 from bot.handlers.admin import standing_text
 from bot.i18n import Translator, pick_locale, translator
@@ -83,6 +83,12 @@ async def stale_button(callback: CallbackQuery, t: Translator) -> None:
     await callback.answer(t("error.stale_button"), show_alert=False)
 
 
+def _is_redis_error(exc: BaseException) -> bool:
+    """A Redis failure, without importing redis (4 MB) into a process that has no Redis: then none can occur."""
+    errors = sys.modules.get("redis.exceptions")
+    return errors is not None and isinstance(exc, errors.RedisError)
+
+
 async def on_error(event: ErrorEvent, **data: object) -> bool:
     """Typed core errors become a plain message; anything else is logged and apologised for."""
     exc = event.exception
@@ -97,7 +103,7 @@ async def on_error(event: ErrorEvent, **data: object) -> bool:
         target_message = m if isinstance(m, Message) else None
     given = data.get("t")
     t = given if isinstance(given, Translator) else translator(pick_locale(user.language_code if user else None))
-    if isinstance(exc, RedisError):
+    if _is_redis_error(exc):
         # The conversation store is down: say so plainly; PL itself was not touched by this update.
         text = t("error.unavailable.state")
         log.error("conversation state unavailable for update %s: %s", update.update_id, type(exc).__name__)
