@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import itertools
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,9 @@ from bot.local_session import LocalSession
 Call = tuple[TelegramMethod[Any], Any]
 _RECORDER: contextvars.ContextVar[list[Call] | None] = contextvars.ContextVar("bench_recorder", default=None)
 
-_update_ids = itertools.count(1)
+# Update ids as Telegram gives them: unique per bot, also across the worker processes of one run (they
+# share Redis, where a repeated update id is dropped as a redelivery: bot/dedup.py).
+_update_ids = itertools.count(1 + (os.getpid() % 100_000) * 10_000_000)
 _message_ids = itertools.count(1_000_000)
 _SENT_LIMIT = 600  # LocalSession keeps every sent message (for edits); the last few per person are enough
 

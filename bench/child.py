@@ -26,10 +26,15 @@ async def _main(kind: str, cfg: dict[str, Any]) -> dict[str, Any]:
             redis_url=cfg.get("redis_url"),
         )
     if kind == "desk":
-        import api.lazy_aiogram  # noqa: F401 - first, as api/main.py does in a serving process
+        import api.lazy_aiogram  # first, as api/main.py does in a serving process
         from bench.desk import run_desk
 
         return await run_desk(cfg)
+    if kind == "desk_worker":
+        import api.lazy_aiogram  # noqa: F401 - first, as api/main.py does in a serving process
+        from bench.workers import run_desk_worker
+
+        return await run_desk_worker(cfg)
     if kind == "lookup":
         from bench.lookup import run_lookup
 

@@ -379,7 +379,13 @@ async def load_teams(runtime: Any, dispatcher: Any, teams: list[dict[str, Any]],
 
 
 async def timed_run(
-    teams: list[Team], *, seconds: float, warmup: float, rate: float | None, clock_from: timedelta
+    teams: list[Team],
+    *,
+    seconds: float,
+    warmup: float,
+    rate: float | None,
+    clock_from: timedelta,
+    keep_values: bool = False,
 ) -> dict[str, Any]:
     stats = Stats()
     start = time.perf_counter()
@@ -406,6 +412,8 @@ async def timed_run(
     out = _summary(stats, wall, cpu, rate)
     out["gc"] = gc_clock.summary(wall + warmup)
     out["rss_start_mb"], out["rss_end_mb"] = rss_start, current_rss_mb()
+    if keep_values:  # for merging several processes' latencies (bench/workers.py)
+        out["latency_values_ms"] = [round(1000 * v, 3) for v in stats.all.values]
     return out
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from bench import report
 from bench.common import ROOT, machine, size_label
 from bench.seed import Spec, seed_postgres, seed_sqlite
+from bench.workers import run_workers
 
 PHASES = ("floor", "desk", "lookup", "import")
 
@@ -70,6 +71,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--targets-pg", type=int, help="targets on PostgreSQL (default 10,000,000; quick 50,000)")
     ap.add_argument("--skip", action="append", default=[],
                     help="leave out: floor, desk, lookup, import, sqlite, redis, onetrip, profile (comma-separated)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 2,
+                    help="desk worker processes run at once on PostgreSQL + Redis (default: the cores; 1: none)")
     ap.add_argument("--teams", type=int, help="staff trios (meja 1, 2, 4), each at its own faskes")
     ap.add_argument("--faskes", type=int, help="faskes in the seed")
     ap.add_argument("--seconds", type=float, help="measured seconds per desk run")
@@ -112,6 +115,18 @@ class Phases:
     def run(self, key: str, kind: str, cfg: dict[str, Any]) -> bool:
         try:
             self.raw[key] = run_child(kind, cfg)
+        except Exception as exc:
+            log(f"  FAILED: {key}: {str(exc).strip().splitlines()[-1][:300]}")
+            self.raw.setdefault("failures", {})[key] = str(exc)[-2000:]
+            return False
+        finally:
+            self.save()
+        return True
+
+    def run_with(self, key: str, measure: Any) -> bool:
+        """Like :meth:`run`, for a measurement that starts its own processes (``measure()`` returns the raw result)."""
+        try:
+            self.raw[key] = measure()
         except Exception as exc:
             log(f"  FAILED: {key}: {str(exc).strip().splitlines()[-1][:300]}")
             self.raw.setdefault("failures", {})[key] = str(exc)[-2000:]
@@ -239,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
                 if "desk" in phases and redis_url:
                     log("PostgreSQL desk: Redis conversation store of bot/redis_state.py (api/runtime.build_storage)")
                     runner.run("desk_postgres_redis", "desk", desk_cfg(args, url, redis_url, "redis", seeded))
+                    if args.workers > 1:
+                        log(f"PostgreSQL desk on {args.workers} worker processes at once (the machine's capacity)")
+                        runner.run_with("desk_postgres_redis_workers", lambda: run_workers(
+                            desk_cfg(args, url, redis_url, "redis", seeded, census=False), args.workers))
                     if "onetrip" not in args.skip:
                         log("PostgreSQL desk: aiogram's RedisStorage with event isolation instead (the stock store)")
                         runner.run("desk_postgres_stock", "desk", desk_cfg(args, url, redis_url, "stock", seeded))
