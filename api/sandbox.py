@@ -790,7 +790,7 @@ class Sandbox:
             return
         # Token mode (explicitly enabled on a training database): only sandbox chats stay here.
         self._session_before = session
-        bot.session = RoutingSession(session, LocalSession(sink=self.store.sink), self.store.owns)
+        bot.session = RoutingSession(session, LocalSession(sink=self.store.sink, record=False), self.store.owns)
 
     def install_signal_wakeup(self) -> None:
         """On Ctrl+C, wake the long polls so that the server stops at once instead of after ~20 s."""

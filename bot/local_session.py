@@ -8,6 +8,7 @@ into its chat store with it. Handlers and core cannot tell it from Telegram.
 from __future__ import annotations
 
 import itertools
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -31,13 +32,22 @@ Sink = Callable[[TelegramMethod[Any], Any], Awaitable[None] | None]
 
 
 class LocalSession(BaseSession):
-    def __init__(self, sink: Sink | None = None) -> None:
+    """``record``: keep every call in ``calls`` (tests read them); a long-running sandbox does not.
+
+    The messages sent are remembered (the last ``KEEP_SENT``) so that an edit can return the whole message;
+    an edit of an older one is answered like an edit Telegram refuses to show (``True``).
+    """
+
+    KEEP_SENT = 20_000
+
+    def __init__(self, sink: Sink | None = None, *, record: bool = True) -> None:
         super().__init__()
         self.sink = sink
+        self.record = record
         self.calls: list[TelegramMethod[Any]] = []
         self._ids = itertools.count(1)
         # Text of messages we sent, per (chat, message id), so an edit can return the whole message.
-        self._sent: dict[tuple[int, int], Message] = {}
+        self._sent: OrderedDict[tuple[int, int], Message] = OrderedDict()
 
     async def close(self) -> None:
         return None
@@ -58,7 +68,8 @@ class LocalSession(BaseSession):
         method: TelegramMethod[TelegramType],
         timeout: int | None = None,  # noqa: ASYNC109 - BaseSession's signature
     ) -> TelegramType:
-        self.calls.append(method)
+        if self.record:
+            self.calls.append(method)
         result = self._result(method)
         if self.sink is not None:
             maybe = self.sink(method, result)
@@ -75,6 +86,8 @@ class LocalSession(BaseSession):
             **fields,
         )
         self._sent[(chat_id, msg.message_id)] = msg
+        if len(self._sent) > self.KEEP_SENT:
+            self._sent.popitem(last=False)
         return msg
 
     def _result(self, method: TelegramMethod[Any]) -> Any:
