@@ -20,6 +20,7 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from operator import mul
 from typing import Final, NamedTuple
 
 from core.domain.errors import InvalidInput
@@ -30,7 +31,6 @@ from core.domain.identifiers import (
     normalize_nik,
     normalize_phone,
     parse_date,
-    ticket_check_symbol,
 )
 from core.domain.screening import CATEGORIES
 
@@ -282,6 +282,23 @@ def _nik_date_ok(ddmmyy: str, cache: dict[str, bool]) -> bool:
     return ok
 
 
+_MEMO_MAX: Final = 100_000
+
+
+def _nik_date_parts(ddmmyy: str) -> tuple[int, int, int, str] | None:
+    """(day, month, two-digit year, sex) that a NIK's date digits encode, or None when they are no date."""
+    day, month, yy = int(ddmmyy[:2]), int(ddmmyy[2:4]), int(ddmmyy[4:])
+    sex = "L"
+    if day > 40:
+        day -= 40
+        sex = "P"
+    try:
+        date(2000 + yy, month, day)
+    except ValueError:
+        return None
+    return day, month, yy, sex
+
+
 def _fast_nik(raw: str, caches: _Caches) -> str | None:
     if (
         len(raw) == 16
@@ -415,12 +432,167 @@ class RowValidator:
         self._i_faskes = idx.get("faskes_code")
         self._i_sched = idx.get("scheduled_date")
         self._width = max(idx.values()) + 1
+        # The fast path's memos, keyed by the raw text cell (whitespace and all): values that parsed.
+        self._nik_dates: dict[str, tuple[int, int, int, str] | None] = {}
+        self._dates: dict[str, date] = {}
+        self._sexes: dict[str, str] = {}
+        self._categories: dict[str, str] = {}
+        self._faskes_codes: dict[str, str | None] = {}
 
     @staticmethod
     def is_blank(cells: Sequence[object]) -> bool:
         return all(c is None or (isinstance(c, str) and not c.strip()) for c in cells)
 
     def validate(self, cells: Sequence[object], line: int) -> ValidRow | RowIssue:
+        """The row's :class:`ValidRow`, or the :class:`RowIssue` that rejects it (warnings to ``warnings``)."""
+        if len(cells) >= self._width:
+            row = self._fast(cells, line)
+            if row is not None:
+                return row
+        return self._validate(cells, line)
+
+    def check(self, cells: Sequence[object], line: int) -> ValidRow | RowIssue | None:
+        """:meth:`validate`, or None for a blank row (what an import skips without counting it)."""
+        if len(cells) >= self._width:
+            row = self._fast(cells, line)
+            if row is not None:
+                return row
+        if self.is_blank(cells):
+            return None
+        return self._validate(cells, line)
+
+    def _fast(self, cells: Sequence[object], line: int) -> ValidRow | None:
+        """The common, well-formed row (text cells, or date cells for dates) in a few dictionary look-ups.
+
+        Gives exactly what :meth:`_validate` gives for the rows it accepts (warnings included), and None
+        for anything else, which :meth:`_validate` then decides (and names the reason). Parsed values are
+        memoised per raw cell: birth dates, sexes, categories, faskes and schedule dates repeat a lot.
+        """
+        raw = cells[self._i_nik]
+        if type(raw) is not str:
+            return None  # a numeric NIK cell has its own warning: the canonical path
+        nik = raw.strip()
+        if len(nik) != 16 or not nik.isdigit() or not nik.isascii():
+            return None
+        key = nik[6:12]
+        parts = self._nik_dates.get(key, False)
+        if parts is False:
+            parts = _nik_date_parts(key)
+            if len(self._nik_dates) < _MEMO_MAX:
+                self._nik_dates[key] = parts
+        if parts is None or nik[:2] not in NIK_PROVINCE_CODES or nik[12:] == "0000":
+            return None
+
+        raw = cells[self._i_name]
+        if type(raw) is not str:
+            return None
+        name = " ".join(raw.split())
+        if not name or len(name) > _MAX_NAME or not name[0].isalpha() or not name.isprintable():
+            return None
+
+        birth = self._date(cells[self._i_birth])
+        if birth is None or birth > self.today:
+            return None
+
+        raw = cells[self._i_sex]
+        if type(raw) is not str:
+            return None
+        sex = self._sexes.get(raw)
+        if sex is None:
+            sex = parse_sex(raw) if raw.strip() else None
+            if sex is None:
+                return None
+            if len(self._sexes) < _MEMO_MAX:
+                self._sexes[raw] = sex
+
+        phone: str | None = None
+        if self._i_phone is not None:
+            raw = cells[self._i_phone]
+            if type(raw) is str and 10 <= len(raw) <= 13 and raw[:2] == "08" and raw.isdigit() and raw.isascii():
+                phone = "+62" + raw[1:]  # what fast_phone gives for 08 and 8 to 11 digits
+            else:
+                text = _text(raw)
+                if text and text != "-":
+                    try:
+                        phone = fast_phone(text)
+                    except InvalidInput:
+                        return None
+
+        category = DEFAULT_CATEGORY
+        if self._i_category is not None:
+            raw = cells[self._i_category]
+            if type(raw) is not str:
+                return None
+            found = self._categories.get(raw)
+            if found is None:
+                found = parse_category(raw)
+                if found is None:
+                    return None
+                if len(self._categories) < _MEMO_MAX:
+                    self._categories[raw] = found
+            category = found
+
+        faskes_code: str | None = None
+        if self._i_faskes is not None:
+            raw = cells[self._i_faskes]
+            if type(raw) is not str:
+                return None
+            if raw in self._faskes_codes:
+                faskes_code = self._faskes_codes[raw]
+            else:
+                code = raw.strip().upper()
+                if code:
+                    info = self.faskes.get(code)
+                    if info is None or not info.is_vaccinator:
+                        return None
+                    if self.allowed_kabkota is not None and not self.allowed_kabkota(info.kabkota_code):
+                        return None
+                    faskes_code = code
+                if len(self._faskes_codes) < _MEMO_MAX:
+                    self._faskes_codes[raw] = faskes_code
+        if faskes_code is None and self.allowed_kabkota is not None:
+            return None
+
+        scheduled: date | None = None
+        if self._i_sched is not None:
+            raw = cells[self._i_sched]
+            if raw is not None and (type(raw) is not str or raw.strip()):
+                scheduled = self._date(raw)
+                if scheduled is None:
+                    return None
+
+        day, month, yy, nik_sex = parts
+        if birth.day != day or birth.month != month or birth.year % 100 != yy:
+            masked = nik[:6] + "••••••••••"
+            self.warnings.append(RowIssue(line, "warning", "nik.birth_date_mismatch", "birth_date", "", masked))
+        if sex != nik_sex:
+            masked = nik[:6] + "••••••••••"
+            self.warnings.append(RowIssue(line, "warning", "nik.sex_mismatch", "sex", "", masked))
+        return ValidRow(line, nik, name, birth, sex, phone, category, faskes_code, scheduled)
+
+    def _date(self, raw: object) -> date | None:
+        """A date cell for the fast path: a date, or text that parses (memoised); None for anything else."""
+        kind = type(raw)
+        if kind is date:
+            return raw  # type: ignore[return-value]
+        if kind is datetime:
+            return raw.date()  # type: ignore[attr-defined]
+        if kind is not str:
+            return None
+        found = self._dates.get(raw)  # type: ignore[call-overload]
+        if found is None:
+            if not raw.strip():  # type: ignore[attr-defined]
+                return None
+            try:
+                found = _date_value(raw, self._caches)
+            except InvalidInput:
+                return None
+            if len(self._dates) < _MEMO_MAX:
+                self._dates[raw] = found  # type: ignore[index]
+        return found
+
+    def _validate(self, cells: Sequence[object], line: int) -> ValidRow | RowIssue:
+        """The canonical path: every row, any cell types, the precise reason for a rejected row."""
         if len(cells) < self._width:
             cells = [*cells, *([None] * (self._width - len(cells)))]
         caches = self._caches
@@ -537,32 +709,37 @@ def _detail(params: Mapping[str, object]) -> str:
 
 _ALPHABET_SIZE: Final = len(TICKET_ALPHABET)  # 31
 _ACCEPT_BELOW: Final = 256 - 256 % _ALPHABET_SIZE  # 248: bytes from 248 up would bias the draw
-_BYTE_TO_SYMBOL: Final = bytes(ord(TICKET_ALPHABET[b % _ALPHABET_SIZE]) if b < _ACCEPT_BELOW else 0 for b in range(256))
+_BYTE_TO_VALUE: Final = bytes(b % _ALPHABET_SIZE if b < _ACCEPT_BELOW else 0 for b in range(256))
+_VALUE_TO_SYMBOL: Final = bytes(ord(TICKET_ALPHABET[v % _ALPHABET_SIZE]) for v in range(256))
 _REJECTED_BYTES: Final = bytes(range(_ACCEPT_BELOW, 256))
 _BODY: Final = 9
+_BODY_WEIGHTS: Final = tuple(range(1, _BODY + 1))  # as in ticket_check_symbol: c = Σ i·v_i mod 31
 
 
 def generate_tickets(count: int) -> list[str]:
     """``count`` new random tickets, drawn like :func:`core.domain.identifiers.generate_ticket`
     (each body symbol uniform over the 31-symbol alphabet, from ``secrets``) but in bulk.
 
-    Bytes are mapped to symbols by ``b % 31`` for ``b < 248`` (248 = 8 × 31) and dropped otherwise
-    (rejection sampling, so no symbol is favoured). Tickets within one call may repeat (about
-    ``count² / 5e13``); the caller checks uniqueness against PL anyway.
+    Bytes are mapped to symbol values by ``b % 31`` for ``b < 248`` (248 = 8 × 31) and dropped
+    otherwise (rejection sampling, so no symbol is favoured). The check symbol is
+    :func:`~core.domain.identifiers.ticket_check_symbol`'s, computed on the values at once (a test
+    compares the two). Tickets within one call may repeat (about ``count² / 5e13``); PL's unique
+    index decides anyway.
     """
     if count <= 0:
         return []
     need = count * _BODY
-    symbols = b""
-    while len(symbols) < need:
-        raw = secrets.token_bytes(need - len(symbols) + (need - len(symbols)) // 16 + 16)
-        symbols += raw.translate(_BYTE_TO_SYMBOL, _REJECTED_BYTES)
-    text = symbols[:need].decode("ascii")
-    out = []
-    for start in range(0, need, _BODY):
-        body = text[start : start + _BODY]
-        out.append(body + ticket_check_symbol(body))
-    return out
+    values = b""
+    while len(values) < need:
+        raw = secrets.token_bytes(need - len(values) + (need - len(values)) // 16 + 16)
+        values += raw.translate(_BYTE_TO_VALUE, _REJECTED_BYTES)
+    values = values[:need]
+    text = values.translate(_VALUE_TO_SYMBOL).decode("ascii")
+    alphabet, weights, size = TICKET_ALPHABET, _BODY_WEIGHTS, _ALPHABET_SIZE
+    return [
+        text[start : start + _BODY] + alphabet[sum(map(mul, weights, values[start : start + _BODY])) % size]
+        for start in range(0, need, _BODY)
+    ]
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from core.domain.errors import InvalidInput
 from core.domain.identifiers import TICKET_ALPHABET, normalize_nik, normalize_phone, normalize_ticket, parse_date
 from core.domain.imports import (
+    FaskesInfo,
     _Caches,
     _date_value,
     _fast_nik,
@@ -212,3 +213,78 @@ def test_bulk_tickets_are_valid_and_unbiased() -> None:
 )
 def test_neutralize_cell(value: object, cell: str) -> None:
     assert neutralize_cell(value) == cell
+
+
+def test_bulk_check_symbols_are_ticket_check_symbol() -> None:
+    from core.domain.identifiers import ticket_check_symbol
+
+    tickets = generate_tickets(30_000)
+    assert all(t[9] == ticket_check_symbol(t[:9]) for t in tickets)
+
+
+# --- the validator's fast path gives what the canonical path gives -------------------------
+
+_FASKES = {"3273P001": FaskesInfo("3273", True), "3204K001": FaskesInfo("3204", False)}
+_ROW_HEADER = ["Nama", "NIK", "Tgl Lahir", "JK", "No HP", "Kategori", "Kode Faskes", "Tgl Jadwal"]
+
+_cell_values = {
+    "name": st.sampled_from(
+        ["Siti Rahayu", "  Budi  Santoso ", "", "12345", "Ölaf", "A" * 121, "\u00e9x", "x\x00y", 7.0]
+    ),
+    "nik": st.sampled_from(
+        [
+            "3273015705900001",
+            " 3273015705900001 ",
+            "3273011705900001",
+            "3273015705900000",
+            "9973015705900001",
+            "3273019913900001",
+            "3273.0157.0590.0001",
+            "327301570590001",
+            "３２７３015705900001",
+            3273015705900001.0,
+            3273015705900001,
+            "",
+        ]
+    ),
+    "birth": st.sampled_from(
+        ["17-05-1990", "1990-05-17", " 17/05/1990", "31-02-1990", "", "01-01-2030", date(1990, 5, 17), 32980.0, "x"]
+    ),
+    "sex": st.sampled_from(["P", "L", " perempuan", "Laki-laki", "X", "", "2", 1.0]),
+    "phone": st.sampled_from(
+        [
+            "081234567890",
+            "0812-3456-7890",
+            "+62 812 3456 7890",
+            "0812",
+            "022-1234567",
+            "-",
+            "",
+            "０８12345678",
+            81234567890.0,
+        ]
+    ),
+    "category": st.sampled_from(["nakes", " Lanjut Usia", "", "astronot", None]),
+    "faskes": st.sampled_from(["3273P001", " 3273p001", "", "9999X999", "3204K001", None]),
+    "sched": st.sampled_from(["27/11/2026", "", "besok", None, date(2026, 12, 1), "2026-11-27"]),
+}
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.fixed_dictionaries(_cell_values), st.booleans(), st.integers(min_value=0, max_value=8))
+def test_fast_path_agrees_with_the_canonical_path(cells: dict, limited: bool, width: int) -> None:
+    from core.domain.imports import RowValidator
+
+    columns = map_header(_ROW_HEADER, 1)
+    row = list(cells.values())[: max(width, 4)] if width else list(cells.values())
+
+    def validator() -> RowValidator:
+        allowed = (lambda kabkota: kabkota.startswith("32")) if limited else None
+        return RowValidator(columns, faskes=_FASKES, today=date(2026, 11, 26), allowed_kabkota=allowed)
+
+    fast_v, slow_v = validator(), validator()
+    for _ in range(2):  # the second time from the memos
+        fast = fast_v.validate(row, 5)
+        slow = slow_v._validate(row, 5)
+        assert fast == slow
+        assert fast_v.warnings == slow_v.warnings

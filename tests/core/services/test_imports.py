@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from core.db import models
@@ -500,3 +500,130 @@ async def test_excel_unicode_text_exports_are_read(imports: ImportService, tmp_p
     path.write_bytes(("\ufeff" + data).encode(encoding) if encoding.endswith("-be") else data.encode(encoding))
     report = await imports.run(path)
     assert report.created == 3 and report.rejected == 0
+
+
+# --------------------------------------------------------------------------------------------
+# The driver path (core.db.bulk)
+# --------------------------------------------------------------------------------------------
+
+
+async def _stored(ctx: CoreContext, niks: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+    """The rows as the database returns them to raw SQL (stored representation), without id and ticket."""
+    async with ctx.uow() as uow:
+        stmt = text(
+            "SELECT nik, name, birth_date, sex, phone, category, assigned_faskes_code, scheduled_date, source, "
+            "version, first_desk_at, created_at, updated_at FROM targets WHERE nik IN :niks"
+        ).bindparams(bindparam("niks", expanding=True))
+        rows = (await uow.session.execute(stmt, {"niks": list(niks)})).all()
+        return {r[0]: tuple(r[1:]) for r in rows}
+
+
+@pytest.mark.parametrize("other_way", [False, True], ids=["executemany-or-copy", "executemany-or-insert"])
+async def test_the_driver_writes_what_sqlalchemy_writes(
+    imports: ImportService, ctx: CoreContext, tmp_path, clock, monkeypatch, other_way: bool
+) -> None:
+    """Rows written through the driver are stored exactly as SQLAlchemy's ORM stores the same values."""
+    from core.db import bulk
+
+    if other_way:  # PostgreSQL by INSERT … unnest, not COPY (SQLite has one way)
+        real_init = bulk.TargetInserter.__init__
+
+        def init(self, dialect, driver, **kw):
+            real_init(self, dialect, driver, copy=False)
+
+        monkeypatch.setattr(bulk.TargetInserter, "__init__", init)
+    rng = random.Random(11)
+    rows = [person(i, rng) for i in range(3)]
+    rows[1][4] = ""  # no phone
+    rows[1][6] = ""  # no faskes
+    rows[2][7] = ""  # no schedule
+    rows[2][0] = "José Müller-Ñandú"
+    report = await imports.run(write_csv(tmp_path / "d.csv", rows), chunk_rows=2)
+    assert report.created == 3
+    driver = await _stored(ctx, [r[1] for r in rows])
+    # The same values through the ORM, under other NIKs.
+    async with ctx.uow() as uow:
+        for r in rows:
+            target = await uow.targets.by_nik(r[1])
+            assert target is not None
+            uow.session.add(
+                models.Target(
+                    nik=r[1][:12] + "9" + r[1][13:],
+                    ticket=target.ticket[::-1],  # unique, and the check symbol does not matter here
+                    name=target.name,
+                    birth_date=target.birth_date,
+                    sex=target.sex,
+                    phone=target.phone,
+                    category=target.category,
+                    assigned_faskes_code=target.assigned_faskes_code,
+                    scheduled_date=target.scheduled_date,
+                    source=target.source,
+                    version=1,
+                    first_desk_at=None,
+                    created_at=clock.now(),
+                    updated_at=clock.now(),
+                )
+            )
+        await uow.commit()
+    orm = await _stored(ctx, [r[1][:12] + "9" + r[1][13:] for r in rows])
+    for r in rows:
+        assert driver[r[1]] == orm[r[1][:12] + "9" + r[1][13:]]
+    assert driver[rows[1][1]][3] is None and driver[rows[1][1]][5] is None and driver[rows[2][1]][6] is None
+
+
+async def test_new_and_existing_niks_in_one_chunk(imports: ImportService, ctx: CoreContext, tmp_path) -> None:
+    rng = random.Random(12)
+    old = [person(i, rng) for i in range(4)]
+    await imports.run(write_csv(tmp_path / "old.csv", old))
+    snapshot = await _targets_snapshot(ctx)
+    new = [person(i, rng) for i in range(10, 16)]
+    mixed = [new[0], old[0], new[1], new[2], old[1], old[2], new[3], new[4], old[3], new[5]]
+    report = await imports.run(write_csv(tmp_path / "mixed.csv", mixed), chunk_rows=4)
+    assert (report.rows, report.created, report.unchanged, report.updated) == (10, 6, 4, 0)
+    after = await _targets_snapshot(ctx)
+    assert after[: len(snapshot)] == snapshot and len(after) == len(snapshot) + 6
+
+
+async def test_a_driver_failure_in_a_later_chunk_leaves_nothing(
+    imports: ImportService, ctx: CoreContext, tmp_path, monkeypatch
+) -> None:
+    """The driver's own error (not SQLAlchemy's) half-way: the chunks already written are rolled back."""
+    import sqlite3
+
+    import asyncpg
+
+    from core.db import bulk
+
+    rng = random.Random(13)
+    path = write_csv(tmp_path / "late.csv", [person(i, rng) for i in range(12)])
+    real_sqlite, real_postgres = bulk.TargetInserter._sqlite, bulk.TargetInserter._postgres
+    calls = {"n": 0}
+
+    async def sqlite_failing(self, rows, tickets, source, now):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise sqlite3.OperationalError("disk I/O error")
+        return await real_sqlite(self, rows, tickets, source, now)
+
+    async def postgres_failing(self, rows, tickets, source, now):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise asyncpg.DiskFullError("could not extend file")
+        return await real_postgres(self, rows, tickets, source, now)
+
+    monkeypatch.setattr(bulk.TargetInserter, "_sqlite", sqlite_failing)
+    monkeypatch.setattr(bulk.TargetInserter, "_postgres", postgres_failing)
+    before = await _targets_snapshot(ctx)
+    with pytest.raises(Unavailable):  # the unit of work's word for "PL failed"
+        await imports.run(path, chunk_rows=4)
+    assert calls["n"] == 3
+    assert await _targets_snapshot(ctx) == before
+    assert await _import_events(ctx) == []
+
+
+async def test_collection_thresholds_come_back(imports: ImportService, tmp_path) -> None:
+    import gc
+
+    before = gc.get_threshold()
+    await imports.run(write_csv(tmp_path / "gc.csv", [row()]))
+    assert gc.get_threshold() == before
