@@ -43,8 +43,6 @@ async def current_revision(url: str) -> str | None:
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
-            return await conn.run_sync(
-                lambda c: MigrationContext.configure(c).get_current_revision()
-            )
+            return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
     finally:
         await engine.dispose()

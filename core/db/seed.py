@@ -180,24 +180,65 @@ class DemoAccount:
 _DESKS = frozenset({Role.MEJA1, Role.MEJA2, Role.MEJA4})
 
 DEMO_ACCOUNTS: Final[tuple[DemoAccount, ...]] = (
-    DemoAccount(910001, "Rina (meja 1)", AccountKind.FASKES, frozenset({Role.MEJA1}),
-                DEMO_FASKES_CODE, DEMO_KABKOTA_CODE, "persona.meja1"),
-    DemoAccount(910002, "Budi (meja 2)", AccountKind.FASKES, frozenset({Role.MEJA2}),
-                DEMO_FASKES_CODE, DEMO_KABKOTA_CODE, "persona.meja2"),
-    DemoAccount(910004, "Sari (meja 4)", AccountKind.FASKES, frozenset({Role.MEJA4}),
-                DEMO_FASKES_CODE, DEMO_KABKOTA_CODE, "persona.meja4"),
-    DemoAccount(910005, "Dewi (verifikator)", AccountKind.FASKES, frozenset({Role.VERIFIKASI}),
-                DEMO_FASKES_CODE, DEMO_KABKOTA_CODE, "persona.verifikasi"),
-    DemoAccount(910006, "Andi (semua meja)", AccountKind.FASKES, _DESKS,
-                DEMO_FASKES_CODE, DEMO_KABKOTA_CODE, "persona.all_desks"),
-    DemoAccount(910010, "Dinkes Kota Bandung", AccountKind.DINKES, frozenset(),
-                None, DEMO_KABKOTA_CODE, "persona.dinkes"),
-    DemoAccount(910011, "Dinkes Kota Makassar", AccountKind.DINKES, frozenset(),
-                None, "7371", "persona.dinkes_other"),
-    DemoAccount(910020, "Fajar (meja 1, Makassar)", AccountKind.FASKES, frozenset({Role.MEJA1}),
-                "7371P001", "7371", "persona.meja1_other"),
-    DemoAccount(910099, "Admin Pusat", AccountKind.CENTRAL, frozenset(),
-                None, None, "persona.central"),
+    DemoAccount(
+        910001,
+        "Rina (meja 1)",
+        AccountKind.FASKES,
+        frozenset({Role.MEJA1}),
+        DEMO_FASKES_CODE,
+        DEMO_KABKOTA_CODE,
+        "persona.meja1",
+    ),
+    DemoAccount(
+        910002,
+        "Budi (meja 2)",
+        AccountKind.FASKES,
+        frozenset({Role.MEJA2}),
+        DEMO_FASKES_CODE,
+        DEMO_KABKOTA_CODE,
+        "persona.meja2",
+    ),
+    DemoAccount(
+        910004,
+        "Sari (meja 4)",
+        AccountKind.FASKES,
+        frozenset({Role.MEJA4}),
+        DEMO_FASKES_CODE,
+        DEMO_KABKOTA_CODE,
+        "persona.meja4",
+    ),
+    DemoAccount(
+        910005,
+        "Dewi (verifikator)",
+        AccountKind.FASKES,
+        frozenset({Role.VERIFIKASI}),
+        DEMO_FASKES_CODE,
+        DEMO_KABKOTA_CODE,
+        "persona.verifikasi",
+    ),
+    DemoAccount(
+        910006,
+        "Andi (semua meja)",
+        AccountKind.FASKES,
+        _DESKS,
+        DEMO_FASKES_CODE,
+        DEMO_KABKOTA_CODE,
+        "persona.all_desks",
+    ),
+    DemoAccount(
+        910010, "Dinkes Kota Bandung", AccountKind.DINKES, frozenset(), None, DEMO_KABKOTA_CODE, "persona.dinkes"
+    ),
+    DemoAccount(910011, "Dinkes Kota Makassar", AccountKind.DINKES, frozenset(), None, "7371", "persona.dinkes_other"),
+    DemoAccount(
+        910020,
+        "Fajar (meja 1, Makassar)",
+        AccountKind.FASKES,
+        frozenset({Role.MEJA1}),
+        "7371P001",
+        "7371",
+        "persona.meja1_other",
+    ),
+    DemoAccount(910099, "Admin Pusat", AccountKind.CENTRAL, frozenset(), None, None, "persona.central"),
 )
 
 
@@ -262,15 +303,12 @@ _REGIONAL = {
     "32": (
         "Asep Ujang Dadang Cecep Yayan Deden Ridwan Iwan Dedi Rudi Hendra Agus",
         "Euis Neng Iis Siti Yanti Rina Dewi Nenden Lilis Wulan Tati Ai",
-        "Permana Sutisna Hidayat Kusnadi Suryana Mulyana Nugraha Setiawan Gunawan Sumarna "
-        "Supriatna Ruhimat",
+        "Permana Sutisna Hidayat Kusnadi Suryana Mulyana Nugraha Setiawan Gunawan Sumarna Supriatna Ruhimat",
         "Rahayu Kurniasih Nurjanah Rosmiati Sumiati Komalasari Herawati Nurlaela Lestari",
     ),
     "73": (
-        "Andi Muhammad Syamsul Baharuddin Nurdin Hasanuddin Amiruddin Irwan Arman Rusli Ismail "
-        "Syahrir",
-        "Sitti Nurhayati Hasnah Rosmini Hasmawati Nurhaedah Fatmawati Rahmawati Hartati Andi "
-        "Nurul Sulfiani",
+        "Andi Muhammad Syamsul Baharuddin Nurdin Hasanuddin Amiruddin Irwan Arman Rusli Ismail Syahrir",
+        "Sitti Nurhayati Hasnah Rosmini Hasmawati Nurhaedah Fatmawati Rahmawati Hartati Andi Nurul Sulfiani",
         "Rahman Tahir Latief Hamzah Syam Arief Mustari Rauf Djalil Ramli Saleh Karim",
         "Rahman Tahir Latief Hamzah Syam Arief Mustari Rauf Djalil Ramli Saleh Karim",
     ),
@@ -295,12 +333,25 @@ _REGIONAL_LISTS = {code: _name_lists(raw) for code, raw in _REGIONAL.items()}
 
 # (prefix title, suffix title, weight) for health workers; "" for none.
 _TITLES_F: Final[tuple[tuple[str, str, int], ...]] = (
-    ("", "", 45), ("dr.", "", 8), ("drg.", "", 2), ("Ns.", "S.Kep.", 12), ("Bd.", "A.Md.Keb.", 10),
-    ("", "A.Md.Kep.", 10), ("apt.", "S.Farm.", 3), ("", "S.K.M.", 5), ("", "A.Md.Kes.", 5),
+    ("", "", 45),
+    ("dr.", "", 8),
+    ("drg.", "", 2),
+    ("Ns.", "S.Kep.", 12),
+    ("Bd.", "A.Md.Keb.", 10),
+    ("", "A.Md.Kep.", 10),
+    ("apt.", "S.Farm.", 3),
+    ("", "S.K.M.", 5),
+    ("", "A.Md.Kes.", 5),
 )
 _TITLES_M: Final[tuple[tuple[str, str, int], ...]] = (
-    ("", "", 50), ("dr.", "", 10), ("drg.", "", 2), ("Ns.", "S.Kep.", 14), ("", "A.Md.Kep.", 12),
-    ("apt.", "S.Farm.", 3), ("", "S.K.M.", 5), ("", "A.Md.Kes.", 4),
+    ("", "", 50),
+    ("dr.", "", 10),
+    ("drg.", "", 2),
+    ("Ns.", "S.Kep.", 14),
+    ("", "A.Md.Kep.", 12),
+    ("apt.", "S.Farm.", 3),
+    ("", "S.K.M.", 5),
+    ("", "A.Md.Kes.", 4),
 )
 _TITLE_CUM_F = tuple(accumulate(w for _, _, w in _TITLES_F))
 _TITLE_CUM_M = tuple(accumulate(w for _, _, w in _TITLES_M))
@@ -432,8 +483,30 @@ _AGE_CUM: Final = tuple(accumulate(1 if a < 22 else 3 if a < LANSIA_AGE else 1 f
 _WORKING_AGES: Final = tuple(range(22, LANSIA_AGE))
 
 _MOBILE_PREFIXES: Final = (  # Telkomsel, Indosat, XL, Smartfren, Tri: realism only, never validated
-    "811", "812", "813", "821", "822", "823", "851", "852", "853", "855", "856", "857", "858", "859",
-    "877", "878", "881", "882", "883", "895", "896", "897", "898", "899",
+    "811",
+    "812",
+    "813",
+    "821",
+    "822",
+    "823",
+    "851",
+    "852",
+    "853",
+    "855",
+    "856",
+    "857",
+    "858",
+    "859",
+    "877",
+    "878",
+    "881",
+    "882",
+    "883",
+    "895",
+    "896",
+    "897",
+    "898",
+    "899",
 )
 
 _KECAMATAN_MAX: Final = 20
@@ -506,10 +579,7 @@ class _Generator:
     def nik(self, kabkota_code: str, birth: date, sex: Sex) -> str:
         rng = self.rng
         day = birth.day + (_FEMALE_DAY_OFFSET if sex is Sex.P else 0)
-        head = (
-            f"{kabkota_code}{rng.randint(1, _KECAMATAN_MAX):02d}"
-            f"{day:02d}{birth.month:02d}{birth.year % 100:02d}"
-        )
+        head = f"{kabkota_code}{rng.randint(1, _KECAMATAN_MAX):02d}{day:02d}{birth.month:02d}{birth.year % 100:02d}"
         while True:
             nik = f"{head}{rng.randint(1, _SERIAL_MAX):04d}"
             if nik not in self.niks:
@@ -618,27 +688,55 @@ async def seed_demo(
             if await conn.scalar(select(func.count()).select_from(table)):
                 raise SeedError(f"{table.name} already holds data")
 
-        await writer.insert(conn, _PL["provinces"], [
-            {"code": code, "name": name, "timezone": tz} for code, name, tz in PROVINCES
-        ])
+        await writer.insert(
+            conn, _PL["provinces"], [{"code": code, "name": name, "timezone": tz} for code, name, tz in PROVINCES]
+        )
         zones = {code: tz for code, _, tz in PROVINCES}
-        await writer.insert(conn, _PL["kabkota"], [
-            {"code": code, "province_code": code[:2], "name": name, "timezone": zones[code[:2]]}
-            for code, name in KABKOTA
-        ])
-        await writer.insert(conn, _PL["faskes"], [
-            {"code": code, "name": name, "kabkota_code": code[:4], "kind": FASKES_KINDS[code[4]],
-             "is_vaccinator": True}
-            for code, name in FASKES
-        ])
-        await writer.insert(conn, _PL["accounts"], [
-            {"telegram_id": a.telegram_id, "name": a.name, "phone": a.phone, "kind": a.kind.value,
-             "roles": format_roles(a.roles), "faskes_code": a.faskes_code,
-             "kabkota_code": a.kabkota_code, "state": AccountState.ACTIVE.value,
-             "state_reason": None, "state_changed_by": None, "state_changed_at": now,
-             "locale": "id", "version": 1, "created_at": now}
-            for a in DEMO_ACCOUNTS
-        ])
+        await writer.insert(
+            conn,
+            _PL["kabkota"],
+            [
+                {"code": code, "province_code": code[:2], "name": name, "timezone": zones[code[:2]]}
+                for code, name in KABKOTA
+            ],
+        )
+        await writer.insert(
+            conn,
+            _PL["faskes"],
+            [
+                {
+                    "code": code,
+                    "name": name,
+                    "kabkota_code": code[:4],
+                    "kind": FASKES_KINDS[code[4]],
+                    "is_vaccinator": True,
+                }
+                for code, name in FASKES
+            ],
+        )
+        await writer.insert(
+            conn,
+            _PL["accounts"],
+            [
+                {
+                    "telegram_id": a.telegram_id,
+                    "name": a.name,
+                    "phone": a.phone,
+                    "kind": a.kind.value,
+                    "roles": format_roles(a.roles),
+                    "faskes_code": a.faskes_code,
+                    "kabkota_code": a.kabkota_code,
+                    "state": AccountState.ACTIVE.value,
+                    "state_reason": None,
+                    "state_changed_by": None,
+                    "state_changed_at": now,
+                    "locale": "id",
+                    "version": 1,
+                    "created_at": now,
+                }
+                for a in DEMO_ACCOUNTS
+            ],
+        )
         summary = await _seed_people(conn, writer, gen, targets=targets, today=today, now=now)
     return summary
 
@@ -700,15 +798,32 @@ async def _seed_people(
             pl_birth = _wrong_birth_date(rng, person.birth_date, today)
         if kind is not None:
             cases[kind].append(person.nik)
-        pl_rows.append({
-            "nik": person.nik, "ticket": gen.ticket(), "name": pl_name.display,
-            "birth_date": pl_birth, "sex": person.sex.value, "phone": gen.phone(),
-            "category": category, "assigned_faskes_code": faskes_code, "scheduled_date": day,
-            "source": SOURCE, "version": 1, "first_desk_at": None,
-            "created_at": now, "updated_at": now,
-        })
-        _reference_rows(gen, person, jkn=kind != MISSING_JKN, dukcapil=kind != MISSING_DUKCAPIL,
-                        jkn_rows=jkn_rows, dukcapil_rows=dukcapil_rows)
+        pl_rows.append(
+            {
+                "nik": person.nik,
+                "ticket": gen.ticket(),
+                "name": pl_name.display,
+                "birth_date": pl_birth,
+                "sex": person.sex.value,
+                "phone": gen.phone(),
+                "category": category,
+                "assigned_faskes_code": faskes_code,
+                "scheduled_date": day,
+                "source": SOURCE,
+                "version": 1,
+                "first_desk_at": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        _reference_rows(
+            gen,
+            person,
+            jkn=kind != MISSING_JKN,
+            dukcapil=kind != MISSING_DUKCAPIL,
+            jkn_rows=jkn_rows,
+            dukcapil_rows=dukcapil_rows,
+        )
         await flush()
 
     kabkota_codes = tuple(code for code, _ in KABKOTA)
@@ -716,8 +831,7 @@ async def _seed_people(
         kabkota = DEMO_KABKOTA_CODE if rng.random() < NOT_IN_PL_DEMO_SHARE else rng.choice(kabkota_codes)
         person = gen.person(kabkota, rng.choice(_WORKING_AGES), gen.sex(), titled=False)
         cases[NOT_IN_PL].append(person.nik)
-        _reference_rows(gen, person, jkn=True, dukcapil=True, jkn_rows=jkn_rows,
-                        dukcapil_rows=dukcapil_rows)
+        _reference_rows(gen, person, jkn=True, dukcapil=True, jkn_rows=jkn_rows, dukcapil_rows=dukcapil_rows)
         await flush()
     await flush(final=True)
 
@@ -755,12 +869,22 @@ def _reference_rows(
     """The sources' records of ``person``: the true name (upper case, no titles) and birth date."""
     name = person.name.bare.upper()
     if jkn:
-        jkn_rows.append({
-            "nik": person.nik, "card_number": gen.card_number(), "name": name,
-            "birth_date": person.birth_date, "sex": person.sex.value,
-        })
+        jkn_rows.append(
+            {
+                "nik": person.nik,
+                "card_number": gen.card_number(),
+                "name": name,
+                "birth_date": person.birth_date,
+                "sex": person.sex.value,
+            }
+        )
     if dukcapil:
-        dukcapil_rows.append({
-            "nik": person.nik, "name": name, "birth_date": person.birth_date,
-            "sex": person.sex.value, "kabkota_code": person.kabkota_code,
-        })
+        dukcapil_rows.append(
+            {
+                "nik": person.nik,
+                "name": name,
+                "birth_date": person.birth_date,
+                "sex": person.sex.value,
+                "kabkota_code": person.kabkota_code,
+            }
+        )

@@ -176,9 +176,7 @@ def parse_nik(raw: str, today: date | None = None) -> NikFacts:
     )
 
 
-def nik_mismatches(
-    facts: NikFacts, birth_date: date | None, sex: Sex | None
-) -> list[str]:
+def nik_mismatches(facts: NikFacts, birth_date: date | None, sex: Sex | None) -> list[str]:
     """Which of the record's fields disagree with the NIK: ``birth_date``, ``sex`` (a warning).
 
     ``None`` means the record does not know the value: no mismatch. The birth date is compared
@@ -247,12 +245,8 @@ def ticket_check_symbol(body: str) -> str:
     Raises ``ValueError`` for a body that is not 9 alphabet symbols (a programming error).
     """
     if len(body) != _TICKET_BODY_LENGTH or any(ch not in _TICKET_VALUE for ch in body):
-        raise ValueError(
-            f"a ticket body is {_TICKET_BODY_LENGTH} symbols of TICKET_ALPHABET"
-        )
-    total = sum(
-        w * _TICKET_VALUE[ch] for w, ch in zip(_TICKET_BODY_WEIGHTS, body, strict=True)
-    )
+        raise ValueError(f"a ticket body is {_TICKET_BODY_LENGTH} symbols of TICKET_ALPHABET")
+    total = sum(w * _TICKET_VALUE[ch] for w, ch in zip(_TICKET_BODY_WEIGHTS, body, strict=True))
     return TICKET_ALPHABET[total % _TICKET_MODULUS]
 
 
@@ -292,10 +286,7 @@ def normalize_ticket(raw: str) -> str:
         raise InvalidTicket("characters", bad=_unique(bad))
     if len(symbols) != _TICKET_LENGTH:
         raise InvalidTicket("length", got=len(symbols))
-    if (
-        ticket_check_symbol(symbols[:_TICKET_BODY_LENGTH])
-        != symbols[_TICKET_BODY_LENGTH]
-    ):
+    if ticket_check_symbol(symbols[:_TICKET_BODY_LENGTH]) != symbols[_TICKET_BODY_LENGTH]:
         raise InvalidTicket("check")
     return symbols
 

@@ -69,9 +69,7 @@ class Outcome(StrEnum):
         return max(outcomes, key=lambda o: o.severity, default=cls.LANJUT)
 
 
-_SEVERITY: Mapping[Outcome, int] = MappingProxyType(
-    {Outcome.LANJUT: 0, Outcome.TUNDA: 1, Outcome.TIDAK_DIBERIKAN: 2}
-)
+_SEVERITY: Mapping[Outcome, int] = MappingProxyType({Outcome.LANJUT: 0, Outcome.TUNDA: 1, Outcome.TIDAK_DIBERIKAN: 2})
 
 
 class Applies(StrEnum):
@@ -107,12 +105,8 @@ class Effect:
     def __post_init__(self) -> None:
         if self.rujuk and self.outcome is not Outcome.TUNDA:
             raise ValueError("rujuk accompanies a Tunda only")
-        if self.rescreen_days is not None and (
-            self.outcome is not Outcome.TUNDA or self.rescreen_days < 1
-        ):
-            raise ValueError(
-                "a re-screen delay belongs to a Tunda and is at least one day"
-            )
+        if self.rescreen_days is not None and (self.outcome is not Outcome.TUNDA or self.rescreen_days < 1):
+            raise ValueError("a re-screen delay belongs to a Tunda and is at least one day")
 
 
 _TUNDA = Effect(Outcome.TUNDA)
@@ -218,22 +212,14 @@ class RuleSet:
         for item in self.items:
             for offset, follow_up in enumerate(item.follow_ups, start=1):
                 if position.get(follow_up) != position[item.id] + offset:
-                    raise ValueError(
-                        f"{self.id}: follow-up {follow_up} must follow {item.id}"
-                    )
+                    raise ValueError(f"{self.id}: follow-up {follow_up} must follow {item.id}")
                 parents[follow_up] = item
         for item in self.items:
             parent = parents.get(item.id)
             if item.waives_parent and parent is None:
-                raise ValueError(
-                    f"{self.id}: {item.id} waives a parent it does not have"
-                )
-            if parent is not None and (
-                item.follow_ups or item.applies is not parent.applies
-            ):
-                raise ValueError(
-                    f"{self.id}: follow-up {item.id} must be a leaf like its parent"
-                )
+                raise ValueError(f"{self.id}: {item.id} waives a parent it does not have")
+            if parent is not None and (item.follow_ups or item.applies is not parent.applies):
+                raise ValueError(f"{self.id}: follow-up {item.id} must be a leaf like its parent")
         for count in self.counts:
             if not set(count.item_ids) <= set(ids):
                 raise ValueError(f"{self.id}: {count.code} counts unknown items")
@@ -307,9 +293,7 @@ NAKES_2021_01 = RuleSet(
     effective_from=date(2021, 1, 13),
     age=AgeRule(min_age=18, max_age=59, effect=_TIDAK),
     # "Tunda until recovered": screened again from the next day.
-    temperature=TemperatureRule(
-        Decimal("37.5"), inclusive=True, effect=_TUNDA_NEXT_DAY
-    ),
+    temperature=TemperatureRule(Decimal("37.5"), inclusive=True, effect=_TUNDA_NEXT_DAY),
     blood_pressure=BloodPressureRule(140, 90, remeasure=False, effect=_TIDAK),
     items=(
         Item("covid_confirmed", _TIDAK),
@@ -346,9 +330,7 @@ UMUM_2021_02 = RuleSet(
     id="umum-2021-02",
     title_key="ruleset_umum_2021_02",
     effective_from=date(2021, 2, 11),
-    temperature=TemperatureRule(
-        Decimal("37.5"), inclusive=False, effect=_TUNDA_NEXT_DAY
-    ),
+    temperature=TemperatureRule(Decimal("37.5"), inclusive=False, effect=_TUNDA_NEXT_DAY),
     # "Tunda until controlled": no fixed re-screen date.
     blood_pressure=BloodPressureRule(180, 110, remeasure=True, effect=_TUNDA),
     items=(
@@ -401,15 +383,9 @@ def select_rule_set(service_date: date, category: str) -> RuleSet:
     """
     if category not in CATEGORIES:
         raise InvalidInput("category", got=category)
-    rows = [
-        row
-        for row in RULE_SET_SELECTION
-        if category in row.categories and row.effective_from <= service_date
-    ]
+    rows = [row for row in RULE_SET_SELECTION if category in row.categories and row.effective_from <= service_date]
     if not rows:
-        raise InvalidInput(
-            "rule_set_date", category=category, service_date=service_date
-        )
+        raise InvalidInput("rule_set_date", category=category, service_date=service_date)
     return RULE_SETS[max(rows, key=lambda row: row.effective_from).rule_set_id]
 
 
@@ -438,11 +414,7 @@ def applicable_items(rule_set: RuleSet, *, age: int, dose_number: int) -> list[I
     Ask a follow-up only when its parent was answered yes.
     """
     _check_subject(age, dose_number)
-    return [
-        item
-        for item in rule_set.items
-        if item.applies.matches(age=age, dose_number=dose_number)
-    ]
+    return [item for item in rule_set.items if item.applies.matches(age=age, dose_number=dose_number)]
 
 
 def evaluate(
@@ -490,17 +462,11 @@ def evaluate(
     found: list[tuple[str, Effect]] = []
     if rule_set.age is not None and rule_set.age.finds(age):
         found.append((rule_set.age.code, rule_set.age.effect))
-    if rule_set.temperature is not None and rule_set.temperature.finds(
-        vitals.temperature_c
-    ):
+    if rule_set.temperature is not None and rule_set.temperature.finds(vitals.temperature_c):
         found.append((rule_set.temperature.code, rule_set.temperature.effect))
     bp = rule_set.blood_pressure
     if bp is not None:
-        if (
-            bp.remeasure
-            and vitals.systolic_2 is not None
-            and vitals.diastolic_2 is not None
-        ):
+        if bp.remeasure and vitals.systolic_2 is not None and vitals.diastolic_2 is not None:
             reading = (vitals.systolic_2, vitals.diastolic_2)
         else:
             reading = (vitals.systolic, vitals.diastolic)
@@ -519,15 +485,11 @@ def evaluate(
     outcome = Outcome.worst(*(effect.outcome for _, effect in found))
     tunda = [effect for _, effect in found if effect.outcome is Outcome.TUNDA]
     is_tunda = outcome is Outcome.TUNDA
-    delays = [
-        effect.rescreen_days for effect in tunda if effect.rescreen_days is not None
-    ]
+    delays = [effect.rescreen_days for effect in tunda if effect.rescreen_days is not None]
     return ScreeningResult(
         rule_set_id=rule_set.id,
         outcome=outcome,
         rujuk=is_tunda and any(effect.rujuk for effect in tunda),
         reasons=tuple(Reason(code, e.outcome, e.rujuk) for code, e in found),
-        rescreen_date=service_date + timedelta(days=max(delays))
-        if is_tunda and delays
-        else None,
+        rescreen_date=service_date + timedelta(days=max(delays)) if is_tunda and delays else None,
     )

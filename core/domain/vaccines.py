@@ -101,17 +101,13 @@ def _rows(rules: Iterable[IntervalRule], product: str) -> list[IntervalRule]:
     """The rows of ``product``, oldest first; raises for an unknown product or none at all."""
     if product not in PRODUCTS:
         raise InvalidInput("product", got=product)
-    rows = sorted(
-        (r for r in rules if r.product_code == product), key=lambda r: r.effective_from
-    )
+    rows = sorted((r for r in rules if r.product_code == product), key=lambda r: r.effective_from)
     if not rows:
         raise InvalidInput("interval_rule_missing", product=product)
     return rows
 
 
-def min_interval_days(
-    rules: Iterable[IntervalRule], product: str, on_date: date, age: int
-) -> int:
+def min_interval_days(rules: Iterable[IntervalRule], product: str, on_date: date, age: int) -> int:
     """The minimum days since the previous dose for a dose of ``product`` given on ``on_date``.
 
     The row in force on ``on_date`` (the latest ``effective_from <= on_date``) decides; ``age``
@@ -158,9 +154,7 @@ def earliest_next_dose(
     ``age`` is taken as constant over the wait (pass the age on the day of interest).
     """
     rows = _rows(rules, product)
-    start_floor = (
-        not_before if not_before is not None else previous_dose_date + timedelta(1)
-    )
+    start_floor = not_before if not_before is not None else previous_dose_date + timedelta(1)
     for index, row in enumerate(rows):
         end = rows[index + 1].effective_from if index + 1 < len(rows) else None
         candidate = max(

@@ -35,12 +35,8 @@ BATCH_MAX = 20
 
 _GOT_MAX = 40
 
-_TEMPERATURE = re.compile(
-    r"([0-9]{2})(?:[.,]([0-9]{1,2}))?\s*(?:[°º˚]\s*C?|C)?", re.IGNORECASE
-)
-_BLOOD_PRESSURE = re.compile(
-    r"([0-9]{2,3})\s*(?:[/-]|\s)\s*([0-9]{2,3})(?:\s*mm\s*hg)?", re.IGNORECASE
-)
+_TEMPERATURE = re.compile(r"([0-9]{2})(?:[.,]([0-9]{1,2}))?\s*(?:[°º˚]\s*C?|C)?", re.IGNORECASE)
+_BLOOD_PRESSURE = re.compile(r"([0-9]{2,3})\s*(?:[/-]|\s)\s*([0-9]{2,3})(?:\s*mm\s*hg)?", re.IGNORECASE)
 _BATCH = re.compile(r"(?=.*[A-Z0-9])[A-Z0-9/-]+")
 _MONTH_YEAR = re.compile(r"([0-9]{1,2})[/.-]([0-9]{4})")
 _YEAR_MONTH = re.compile(r"([0-9]{4})[/.-]([0-9]{1,2})")
