@@ -84,9 +84,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--samples", type=int, help="lookups per key kind and depth")
     ap.add_argument("--census-visits", type=int, help="visits counted one update at a time (SQL, Redis, profile)")
     ap.add_argument("--whatif", action=argparse.BooleanOptionalAction, default=None,
-                    help="also run the desk with the bench's what-ifs (inline sync filters, actor cache, gc.freeze, "
-                         "onetrip storage): "
-                         "on by default in full runs, off in --quick")
+                    help="also run the ladder: a stock build, then the hot-path changes added one by one "
+                         "(inline sync filters, actor cache, gc.freeze, the Redis store): on in full runs, "
+                         "off in --quick")
     ap.add_argument("--pg-fast", action="store_true", help="PostgreSQL without fsync (like the test servers)")
     ap.add_argument("--no-cache", action="store_true", help="seed and generate files afresh")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json", help="where the figures go")
