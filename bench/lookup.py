@@ -2,13 +2,17 @@
 
 * ``raw``: one indexed ``SELECT`` of the target row through the driver alone (``sqlite3``; an
   asyncpg prepared statement): the floor;
-* ``repo``: the app's own read of the row: a unit of work (``ctx.uow()``) and
-  ``TargetRepository.by_nik``/``by_ticket`` through the SQLAlchemy async ORM session: what
-  "find the target" costs in our code, and the figure the ≤ 1 ms p99 goal is read against;
-* ``core``: the same row through SQLAlchemy Core on a connection in autocommit (no BEGIN and
-  ROLLBACK around the one statement): what the ``repo`` read could cost;
-* ``service``: ``LookupService.find``: the whole card meja 1 sees (the account re-read, the
-  visits, the faskes, the dose plan), as the bot calls it.
+* ``repo``: the app's own read for a lookup, as ``LookupService.find`` makes it: a read-only unit
+  of work (``ctx.uow(actor, read_only=True)``: plain BEGIN on SQLite) and the one statement that
+  reads the account (re-checked: ``fresh_from_row``, ``require_active``) and the target (by NIK or
+  ticket, an ORM entity) through the SQLAlchemy async ORM session; without the rate limiter and the
+  card (visits, faskes, dose plan), which ``service`` adds. What "find the target" costs in our
+  code, and the figure the ≤ 1 ms p99 goal is read against. Before measuring, the statement is
+  checked against the one ``LookupService.find`` issues (same SQL), so the two cannot drift apart;
+* ``core``: the target row alone through SQLAlchemy Core on a connection in autocommit (no BEGIN
+  and ROLLBACK around the one statement): what a read without a transaction could cost;
+* ``service``: ``LookupService.find``: the whole card meja 1 sees (the account re-checked with the
+  target, the rate limiter, the visits, the faskes, the dose plan), as the bot calls it.
 
 Latency: one lookup at a time (the cost of a lookup, without queueing). Throughput: 16 lookups
 in flight (``service`` and ``repo``), which is what a busy bot process can draw from one PL.
@@ -28,8 +32,10 @@ from bench.common import Latencies, SteppingClock
 from bench.seed import Spec, sample_keys
 
 CONCURRENCY = 16
-_COLUMNS = ("id, nik, ticket, name, birth_date, sex, phone, category, assigned_faskes_code, scheduled_date, "
-            "source, version, first_desk_at, created_at, updated_at")
+_COLUMNS = (
+    "id, nik, ticket, name, birth_date, sex, phone, category, assigned_faskes_code, scheduled_date, "
+    "source, version, first_desk_at, created_at, updated_at"
+)
 
 
 async def _sequential(keys: list[str], call: Callable[[str], Awaitable[Any]]) -> Latencies:
@@ -58,10 +64,75 @@ async def _throughput(keys: list[str], call: Callable[[str], Awaitable[Any]]) ->
     return done / (time.perf_counter() - started)
 
 
+def _app_read(ctx: Any, actor: Any, kind: str) -> Callable[[str], Awaitable[Any]]:
+    """The read of ``LookupService.find`` (core/services/lookup.py) without the rate limiter and the card:
+    the account (re-checked) and the target in one statement, in a read-only unit of work.
+
+    The statement is built in ``find`` itself (there is no function of its own to call); ``_check_same_read``
+    makes sure this copy still issues the same SQL.
+    """
+    from sqlalchemy import select
+
+    from core.db import models
+    from core.db.repositories import ACTOR_COLUMNS
+    from core.domain.accounts import require_active
+    from core.services.accounts import ACTOR_WIDTH, account_id_of, fresh_from_row
+
+    T = models.Target
+    column = T.nik if kind == "nik" else T.ticket
+
+    async def read(key: str) -> Any:
+        async with ctx.uow(actor, read_only=True) as uow:
+            row = (
+                await uow.session.execute(
+                    select(*ACTOR_COLUMNS, T)
+                    .select_from(models.Account)
+                    .outerjoin(T, column == key)
+                    .where(models.Account.id == account_id_of(actor))
+                )
+            ).first()
+            require_active(fresh_from_row(actor, row))
+            return row[ACTOR_WIDTH]
+
+    return read
+
+
+async def _check_same_read(
+    engine: Any, services: Any, actor: Any, key: str, read: Callable[[str], Awaitable[Any]]
+) -> None:
+    """Refuse to measure a ``repo`` read that is no longer the app's: the statements ``read(key)`` issues
+    must be the first ones ``LookupService.find`` issues for the same key (BEGIN included on SQLite)."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def listen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    sync_engine = engine.sync_engine
+    event.listen(sync_engine, "before_cursor_execute", listen)
+    try:
+        await read(key)
+        ours = list(seen)
+        seen.clear()
+        await services.lookup.find(actor, key)
+        app = list(seen)
+    finally:
+        event.remove(sync_engine, "before_cursor_execute", listen)
+    if not ours or app[: len(ours)] != ours:
+        raise RuntimeError(
+            "bench/lookup.py's repo read no longer matches LookupService.find's first statements:\n"
+            f"  bench: {ours}\n  app:   {app[: len(ours) + 1]}"
+        )
+
+
 def _figures(kind: str, depth: str, lat: Latencies, per_s: float | None) -> dict[str, float]:
     s = lat.summary()
-    out = {f"{kind}_{depth}_p50_ms": s["p50_ms"], f"{kind}_{depth}_p99_ms": s["p99_ms"],
-           f"{kind}_{depth}_mean_ms": s["mean_ms"]}
+    out = {
+        f"{kind}_{depth}_p50_ms": s["p50_ms"],
+        f"{kind}_{depth}_p99_ms": s["p99_ms"],
+        f"{kind}_{depth}_mean_ms": s["mean_ms"],
+    }
     out[f"{kind}_{depth}_per_s"] = per_s if per_s is not None else (1000.0 / s["mean_ms"] if s["mean_ms"] else 0.0)
     return out
 
@@ -112,11 +183,13 @@ async def run_lookup(cfg: dict[str, Any]) -> dict[str, Any]:
         services = build_services(engine, clock=clock, lookups_per_minute=1_000_000)
         ctx = services.ctx
 
-        for kind in ("nik", "ticket"):
-            async def repo(key: str, kind: str = kind) -> Any:
-                async with ctx.uow() as uow:
-                    return await (uow.targets.by_nik(key) if kind == "nik" else uow.targets.by_ticket(key))
+        actor = await services.accounts.resolve_actor(int(cfg["meja1"]))
+        if actor.account_id is None:
+            raise RuntimeError("the bench meja 1 account is missing")
 
+        for kind in ("nik", "ticket"):
+            repo = _app_read(ctx, actor, kind)
+            await _check_same_read(engine, services, actor, keys[kind][0], repo)
             await _sequential(keys[kind][:50], repo)
             lat = await _sequential(keys[kind], repo)
             out.update(_figures(kind, "repo", lat, await _throughput(keys[kind], repo)))
@@ -140,10 +213,8 @@ async def run_lookup(cfg: dict[str, Any]) -> dict[str, Any]:
             lat = await _sequential(keys[kind], core)
             out.update(_figures(kind, "core", lat, await _throughput(keys[kind], core)))
 
-        actor = await services.accounts.resolve_actor(int(cfg["meja1"]))
-        if actor.account_id is None:
-            raise RuntimeError("the bench meja 1 account is missing")
         for kind in ("nik", "ticket"):
+
             async def service(key: str) -> Any:
                 clock.tick()
                 return await services.lookup.find(actor, key)
