@@ -53,8 +53,9 @@ def is_unreachable(exc: BaseException) -> bool:
 
 class SqlUnitOfWork:
     """``read_only``: the use case only reads. On SQLite its transaction begins DEFERRED (a snapshot that
-    takes no write lock, so readers never queue behind writers) instead of IMMEDIATE, and ``commit``
-    refuses to write. PostgreSQL is unaffected.
+    takes no write lock, so readers never queue behind writers) instead of IMMEDIATE. It never commits:
+    ``commit`` refuses pending ORM changes and audit entries, and otherwise ends the transaction with a
+    rollback, so not even a statement executed directly can write through it.
     """
 
     def __init__(
@@ -108,8 +109,12 @@ class SqlUnitOfWork:
         self._drafts.append(draft)
 
     async def commit(self) -> None:
-        if self.read_only and (self._drafts or self.session.new or self.session.dirty or self.session.deleted):
-            raise RuntimeError("a read-only unit of work cannot write")
+        if self.read_only:
+            if self._drafts or self.session.new or self.session.dirty or self.session.deleted:
+                raise RuntimeError("a read-only unit of work cannot write")
+            await self.session.rollback()
+            self._committed = True
+            return
         try:
             await self.session.flush()
             if self._drafts:
