@@ -65,65 +65,19 @@ async def _throughput(keys: list[str], call: Callable[[str], Awaitable[Any]]) ->
 
 
 def _app_read(ctx: Any, actor: Any, kind: str) -> Callable[[str], Awaitable[Any]]:
-    """The read of ``LookupService.find`` (core/services/lookup.py) without the rate limiter and the card:
-    the account (re-checked) and the target in one statement, in a read-only unit of work.
-
-    The statement is built in ``find`` itself (there is no function of its own to call); ``_check_same_read``
-    makes sure this copy still issues the same SQL.
-    """
-    from sqlalchemy import select
-
+    """The read of ``LookupService.find`` without the rate limiter and the card: the account (re-checked)
+    and the target in one statement (``core.services.lookup.reader_and_target``), in a read-only unit of work."""
     from core.db import models
-    from core.db.repositories import ACTOR_COLUMNS
-    from core.domain.accounts import require_active
-    from core.services.accounts import ACTOR_WIDTH, account_id_of, fresh_from_row
+    from core.services.lookup import reader_and_target
 
     T = models.Target
     column = T.nik if kind == "nik" else T.ticket
 
     async def read(key: str) -> Any:
         async with ctx.uow(actor, read_only=True) as uow:
-            row = (
-                await uow.session.execute(
-                    select(*ACTOR_COLUMNS, T)
-                    .select_from(models.Account)
-                    .outerjoin(T, column == key)
-                    .where(models.Account.id == account_id_of(actor))
-                )
-            ).first()
-            require_active(fresh_from_row(actor, row))
-            return row[ACTOR_WIDTH]
+            return (await reader_and_target(uow, actor, column == key))[1]
 
     return read
-
-
-async def _check_same_read(
-    engine: Any, services: Any, actor: Any, key: str, read: Callable[[str], Awaitable[Any]]
-) -> None:
-    """Refuse to measure a ``repo`` read that is no longer the app's: the statements ``read(key)`` issues
-    must be the first ones ``LookupService.find`` issues for the same key (BEGIN included on SQLite)."""
-    from sqlalchemy import event
-
-    seen: list[str] = []
-
-    def listen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(" ".join(statement.split()))
-
-    sync_engine = engine.sync_engine
-    event.listen(sync_engine, "before_cursor_execute", listen)
-    try:
-        await read(key)
-        ours = list(seen)
-        seen.clear()
-        await services.lookup.find(actor, key)
-        app = list(seen)
-    finally:
-        event.remove(sync_engine, "before_cursor_execute", listen)
-    if not ours or app[: len(ours)] != ours:
-        raise RuntimeError(
-            "bench/lookup.py's repo read no longer matches LookupService.find's first statements:\n"
-            f"  bench: {ours}\n  app:   {app[: len(ours) + 1]}"
-        )
 
 
 def _figures(kind: str, depth: str, lat: Latencies, per_s: float | None) -> dict[str, float]:
@@ -189,7 +143,6 @@ async def run_lookup(cfg: dict[str, Any]) -> dict[str, Any]:
 
         for kind in ("nik", "ticket"):
             repo = _app_read(ctx, actor, kind)
-            await _check_same_read(engine, services, actor, keys[kind][0], repo)
             await _sequential(keys[kind][:50], repo)
             lat = await _sequential(keys[kind], repo)
             out.update(_figures(kind, "repo", lat, await _throughput(keys[kind], repo)))
