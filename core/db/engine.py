@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import ORMExecuteState, Session
 
 # The execution option of a read-only unit of work (core/db/uow.py): SQLite begins it DEFERRED.
 READ_ONLY_OPTION = "pcare_read_only"
@@ -60,3 +61,10 @@ def _sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_writes_when_read_only(state: ORMExecuteState) -> None:
+    """A read-only unit of work (core/db/uow.py) runs SELECTs only, whatever executes them."""
+    if state.session.info.get(READ_ONLY_OPTION) and not state.is_select:
+        raise RuntimeError("a read-only unit of work cannot write")

@@ -53,9 +53,9 @@ def is_unreachable(exc: BaseException) -> bool:
 
 class SqlUnitOfWork:
     """``read_only``: the use case only reads. On SQLite its transaction begins DEFERRED (a snapshot that
-    takes no write lock, so readers never queue behind writers) instead of IMMEDIATE. It never commits:
-    ``commit`` refuses pending ORM changes and audit entries, and otherwise ends the transaction with a
-    rollback, so not even a statement executed directly can write through it.
+    takes no write lock, so readers never queue behind writers) instead of IMMEDIATE. It never writes: a
+    statement other than a SELECT is refused before it runs (core/db/engine.py), and ``commit`` refuses
+    pending ORM changes and audit entries and otherwise ends with a rollback.
     """
 
     def __init__(
@@ -80,8 +80,10 @@ class SqlUnitOfWork:
         self._drafts = []
         self._committed = False
         s = self.session
-        if self.read_only and _is_sqlite(s):
-            await s.connection(execution_options={READ_ONLY_OPTION: True})
+        if self.read_only:
+            s.info[READ_ONLY_OPTION] = True  # core/db/engine.py refuses anything but a SELECT in this session
+            if _is_sqlite(s):
+                await s.connection(execution_options={READ_ONLY_OPTION: True})
         self.references = ReferenceRepository(s, self._cache)
         self.targets = TargetRepository(s)
         self.visits = VisitRepository(s)

@@ -170,11 +170,14 @@ async def test_commit_of_a_read_only_unit_of_work_that_only_read_is_fine(service
         await uow.commit()
 
 
-async def test_a_statement_executed_directly_is_not_committed_either(services: Services) -> None:
-    """The guard above sees ORM changes and audit entries; a read-only unit of work never commits at all."""
+async def test_a_statement_executed_directly_is_refused_before_it_runs(services: Services) -> None:
+    """The guard above sees ORM changes and audit entries; this one any statement but a SELECT."""
     target = await a_target(services)
     async with services.ctx.uow(read_only=True) as uow:
-        await uow.session.execute(update(models.Target).where(models.Target.id == target.id).values(name="Langsung"))
+        with pytest.raises(RuntimeError, match="read-only"):
+            await uow.session.execute(
+                update(models.Target).where(models.Target.id == target.id).values(name="Langsung")
+            )
         await uow.commit()
     async with services.ctx.sessions() as s:
         kept = await s.get(models.Target, target.id)
