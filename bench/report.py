@@ -180,7 +180,11 @@ def figures(raw: dict[str, Any]) -> dict[str, Any]:
         runs = [r for r in (mx, paced, easy) if r.get("rss_end_mb")]
         if runs:
             f[f"desk_rss_growth_mb_{config}"] = max(r["rss_end_mb"] for r in runs) - runs[0]["rss_start_mb"]
-        rss.append(peak)
+        if config != "postgres_stock":  # the goal is the product's process; the stock store is a comparison
+            rss.append(peak)
+    workers = raw.get("desk_postgres_redis_workers") or {}
+    if workers.get("peak_rss_mb"):
+        rss.append(workers["peak_rss_mb"])
     if rss:
         f["peak_rss_mb"] = max(rss)
 
@@ -378,6 +382,21 @@ def table(f: dict[str, Any], raw: dict[str, Any]) -> str:
                 d = (raw.get(f"desk_{c}") or {}).get(name) or {}
                 for step, text in (d.get("missing_text") or {}).items():
                     add(f"  ! {c}: missing {step}; the bot said: {text[:160]!r}")
+        add("")
+    wk = "postgres_redis_workers"
+    if f.get(f"desk_updates_per_s_{wk}"):
+        per = (raw.get(f"desk_{wk}") or {}).get("max", {}).get("per_worker_per_s") or []
+        add(f"Desk on {_n(f[f'desk_workers_{wk}'])} worker processes at once, PostgreSQL + Redis on the same machine")
+        add(f"  max updates/s {_n(f[f'desk_updates_per_s_{wk}'])} ({' + '.join(_n(x) for x in per)}), "
+            f"CPU ms per update {_n(f.get(f'desk_cpu_ms_per_update_{wk}'), 2)}, p99 at max "
+            f"{_n(f.get(f'desk_max_p99_ms_{wk}'))} ms")
+        if f.get(f"desk_offered_per_s_{wk}"):
+            add(f"  offered {_n(f[f'desk_offered_per_s_{wk}'])}/s: "
+                f"achieved {_n(f[f'desk_paced_updates_per_s_{wk}'])}/s, "
+                f"p50 / p95 / p99 {_n(f[f'desk_p50_ms_{wk}'])} / {_n(f[f'desk_p95_ms_{wk}'])} / "
+                f"{_n(f[f'desk_p99_ms_{wk}'])} ms")
+        add(f"  missing steps / errors {_n(f.get(f'desk_missing_steps_{wk}'))}/{_n(f.get(f'desk_errors_{wk}'))}, "
+            f"peak RSS {_n(f.get(f'peak_rss_mb_{wk}'))} MB per worker")
         add("")
     for backend in ("sqlite", "postgres"):
         rungs = (raw.get(f"ladder_{backend}") or {}).get("ladder") or {}
