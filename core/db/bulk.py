@@ -51,7 +51,7 @@ _COPY_SAVEPOINTS: Final = 60
 def _driver_errors(dialect: str) -> tuple[type[BaseException], type[BaseException]]:
     """The driver's (integrity error, any other error of its own) classes."""
     if dialect == "postgresql":
-        import asyncpg
+        import asyncpg  # type: ignore[import-untyped]
 
         return asyncpg.IntegrityConstraintViolationError, (asyncpg.PostgresError, asyncpg.InterfaceError)  # type: ignore[return-value]
     import sqlite3

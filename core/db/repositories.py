@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import models
@@ -52,6 +52,21 @@ class VisitRepository(_Repository):
             .order_by(models.Visit.opened_at)
         )
         return list((await self.session.execute(stmt)).scalars())
+
+    async def desk_list(self, faskes_code: str, *halves: ColumnElement[bool]) -> list[tuple[models.Visit, str]]:
+        """A desk's list in one statement: the faskes' visits matching any of ``halves``, with the target's name.
+
+        Fresh from the database even after a conditional update in the same unit of work (a save reads the list
+        it leaves behind), where a visit loaded earlier would otherwise be stale.
+        """
+        V = models.Visit
+        stmt = (
+            select(V, models.Target.name)
+            .join(models.Target, V.target_id == models.Target.id)
+            .where(V.faskes_code == faskes_code, or_(*halves))
+            .execution_options(populate_existing=True)
+        )
+        return [(row[0], row[1]) for row in (await self.session.execute(stmt)).all()]
 
     def add(self, visit: models.Visit) -> None:
         self.session.add(visit)

@@ -475,8 +475,9 @@ class RowValidator:
         if len(nik) != 16 or not nik.isdigit() or not nik.isascii():
             return None
         key = nik[6:12]
-        parts = self._nik_dates.get(key, False)
-        if parts is False:
+        if key in self._nik_dates:
+            parts = self._nik_dates[key]
+        else:
             parts = _nik_date_parts(key)
             if len(self._nik_dates) < _MEMO_MAX:
                 self._nik_dates[key] = parts
@@ -572,23 +573,22 @@ class RowValidator:
 
     def _date(self, raw: object) -> date | None:
         """A date cell for the fast path: a date, or text that parses (memoised); None for anything else."""
-        kind = type(raw)
-        if kind is date:
-            return raw  # type: ignore[return-value]
-        if kind is datetime:
-            return raw.date()  # type: ignore[attr-defined]
-        if kind is not str:
+        if isinstance(raw, datetime):
+            return raw.date()
+        if isinstance(raw, date):
+            return raw
+        if not isinstance(raw, str):
             return None
-        found = self._dates.get(raw)  # type: ignore[call-overload]
+        found = self._dates.get(raw)
         if found is None:
-            if not raw.strip():  # type: ignore[attr-defined]
+            if not raw.strip():
                 return None
             try:
                 found = _date_value(raw, self._caches)
             except InvalidInput:
                 return None
             if len(self._dates) < _MEMO_MAX:
-                self._dates[raw] = found  # type: ignore[index]
+                self._dates[raw] = found
         return found
 
     def _validate(self, cells: Sequence[object], line: int) -> ValidRow | RowIssue:

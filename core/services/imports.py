@@ -467,7 +467,7 @@ class ImportService:
                 if result is None:  # a blank row
                     continue
                 counts.rows += 1
-                if type(result) is ValidRow:
+                if isinstance(result, ValidRow):
                     key = int(result[1])  # the NIK, as an int to save memory
                     first = seen.get(key)
                     if first is None:

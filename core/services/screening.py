@@ -25,7 +25,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, cast
 
-from sqlalchemy import Select, and_, or_, select, update
+from sqlalchemy import Select, and_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
@@ -468,14 +468,7 @@ class ScreeningService:
             V.service_date == today, V.status == VisitStatus.MENUNGGU_SKRINING.value, V.is_open.is_(True)
         )
         tunda_today = and_(V.status == VisitStatus.TUNDA.value, V.screened_at >= start_of_local_day(today, tz))
-        stmt = (
-            select(V, models.Target.name)
-            .join(models.Target, V.target_id == models.Target.id)
-            .where(V.faskes_code == actor.faskes_code, or_(waiting_now, tunda_today))
-            # After a conditional update in the same unit of work (save), the visit loaded earlier is stale.
-            .execution_options(populate_existing=True)
-        )
-        rows = (await uow.session.execute(stmt)).all()
+        rows = await uow.visits.desk_list(actor.faskes_code, waiting_now, tunda_today)
         waiting = sorted(
             (r for r in rows if r[0].status == VisitStatus.MENUNGGU_SKRINING.value),
             key=lambda r: (r[0].opened_at, r[0].id),

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.db import models
@@ -462,6 +462,7 @@ class VaccinationService:
     @staticmethod
     async def _queue(uow: SqlUnitOfWork, actor: Actor, limit: int) -> VaccinationQueue:
         """Both halves of the list in one statement, split here."""
+        assert actor.faskes_code is not None
         tz = await faskes_timezone(uow, actor.faskes_code)
         today = local_date(uow.clock.now(), tz)
         V = models.Visit
@@ -469,14 +470,7 @@ class VaccinationService:
             V.status == VisitStatus.MENUNGGU_VAKSINASI.value, V.is_open.is_(True), V.service_date == today
         )
         observing_now = and_(V.status == VisitStatus.OBSERVASI.value, V.vaccinated_at >= start_of_local_day(today, tz))
-        stmt = (
-            select(V, models.Target.name)
-            .join(models.Target, V.target_id == models.Target.id)
-            .where(V.faskes_code == actor.faskes_code, or_(waiting_now, observing_now))
-            # After a conditional update in the same unit of work (record), the visit loaded earlier is stale.
-            .execution_options(populate_existing=True)
-        )
-        rows = (await uow.session.execute(stmt)).all()
+        rows = await uow.visits.desk_list(actor.faskes_code, waiting_now, observing_now)
         waiting = sorted(
             (r for r in rows if r[0].status == VisitStatus.MENUNGGU_VAKSINASI.value),
             key=lambda r: (r[0].screened_at is None, r[0].screened_at or r[0].opened_at, r[0].id),

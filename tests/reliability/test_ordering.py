@@ -15,10 +15,10 @@ import asyncio
 from typing import Any
 
 import pytest
-from bot.redis_state import OneTripRedisStorage
 
 from bot.dedup import RedisDeduplicator
 from bot.factory import build_dispatcher
+from bot.redis_state import OneTripRedisStorage
 from core.ports import FixedClock
 from tests.bot.harness import Harness
 from tests.conftest import NOW
