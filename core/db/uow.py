@@ -53,9 +53,12 @@ def is_unreachable(exc: BaseException) -> bool:
 
 class SqlUnitOfWork:
     """``read_only``: the use case only reads. On SQLite its transaction begins DEFERRED (a snapshot that
-    takes no write lock, so readers never queue behind writers) instead of IMMEDIATE. It never writes: a
-    statement other than a SELECT is refused before it runs (core/db/engine.py), and ``commit`` refuses
-    pending ORM changes and audit entries and otherwise ends with a rollback.
+    takes no write lock, so readers never queue behind writers) instead of IMMEDIATE; on PostgreSQL it runs
+    in autocommit, without the ``BEGIN`` and ``ROLLBACK`` round trips (each statement then reads the latest
+    commits: a card built from two statements may see a registration that landed in between, which its
+    version check catches when a button is pressed). It never writes: a statement other than a SELECT is
+    refused before it runs (core/db/engine.py), and ``commit`` refuses pending ORM changes and audit entries
+    and otherwise ends with a rollback.
     """
 
     def __init__(
@@ -84,6 +87,8 @@ class SqlUnitOfWork:
             s.info[READ_ONLY_OPTION] = True  # core/db/engine.py refuses anything but a SELECT in this session
             if _is_sqlite(s):
                 await s.connection(execution_options={READ_ONLY_OPTION: True})
+            else:
+                await s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         self.references = ReferenceRepository(s, self._cache)
         self.targets = TargetRepository(s)
         self.visits = VisitRepository(s)

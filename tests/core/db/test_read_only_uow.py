@@ -182,3 +182,17 @@ async def test_a_statement_executed_directly_is_refused_before_it_runs(services:
     async with services.ctx.sessions() as s:
         kept = await s.get(models.Target, target.id)
         assert kept is not None and kept.name == target.name
+
+
+@pytest.mark.parametrize("demo_db_url", ["postgres"], indirect=True)
+async def test_on_postgresql_a_read_only_unit_of_work_runs_each_statement_on_its_own(services: Services) -> None:
+    """No BEGIN and ROLLBACK round trips: in autocommit every statement is a transaction of its own."""
+    xact = select(func.pg_current_xact_id())
+    async with services.ctx.uow(read_only=True) as uow:
+        first = (await uow.session.execute(xact)).scalar_one()
+        second = (await uow.session.execute(xact)).scalar_one()
+    assert first != second
+    async with services.ctx.uow() as uow:
+        first = (await uow.session.execute(xact)).scalar_one()
+        second = (await uow.session.execute(xact)).scalar_one()
+    assert first == second
