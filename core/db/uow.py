@@ -85,10 +85,15 @@ class SqlUnitOfWork:
         s = self.session
         if self.read_only:
             s.info[READ_ONLY_OPTION] = True  # core/db/engine.py refuses anything but a SELECT in this session
-            if _is_sqlite(s):
-                await s.connection(execution_options={READ_ONLY_OPTION: True})
-            else:
-                await s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            options = {READ_ONLY_OPTION: True} if _is_sqlite(s) else {"isolation_level": "AUTOCOMMIT"}
+            try:  # connects now: an unreachable PL must read as such here too, as it does in the body
+                await s.connection(execution_options=options)
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    await s.close()
+                if is_unreachable(exc):
+                    raise Unavailable("database") from exc
+                raise
         self.references = ReferenceRepository(s, self._cache)
         self.targets = TargetRepository(s)
         self.visits = VisitRepository(s)
