@@ -113,18 +113,11 @@ class Phases:
         self.path = path
 
     def run(self, key: str, kind: str, cfg: dict[str, Any]) -> bool:
-        try:
-            self.raw[key] = run_child(kind, cfg)
-        except Exception as exc:
-            log(f"  FAILED: {key}: {str(exc).strip().splitlines()[-1][:300]}")
-            self.raw.setdefault("failures", {})[key] = str(exc)[-2000:]
-            return False
-        finally:
-            self.save()
-        return True
+        """One measurement in a child process (bench.child)."""
+        return self.run_with(key, lambda: run_child(kind, cfg))
 
     def run_with(self, key: str, measure: Any) -> bool:
-        """Like :meth:`run`, for a measurement that starts its own processes (``measure()`` returns the raw result)."""
+        """``measure()`` returns the raw result; a failure is recorded and the run goes on. Saved either way."""
         try:
             self.raw[key] = measure()
         except Exception as exc:
