@@ -113,6 +113,10 @@ class Visit(Base):
     __tablename__ = "visits"
     __table_args__ = (
         Index("ix_visits_faskes_day", "faskes_code", "service_date"),
+        # The desk lists' second halves: today's Tunda at meja 2, today's observation at meja 4. Without these,
+        # reading them walks every visit the faskes ever had (Tunda and unfinished observations pile up).
+        Index("ix_visits_faskes_screened", "faskes_code", "screened_at"),
+        Index("ix_visits_faskes_vaccinated", "faskes_code", "vaccinated_at"),
         # At most one open visit per target: two desks registering at once cannot both win.
         Index("uq_visits_open_target", "target_id", unique=True, **_partial("is_open = 1", "is_open")),
         # At most one vaccination per dose.

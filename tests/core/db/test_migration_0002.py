@@ -43,6 +43,7 @@ async def _scalar(url: str, sql: str) -> object:
 
 
 async def test_bot_key_goes_up_and_down_and_keeps_the_accounts(demo_db_url: str) -> None:
+    await _downgrade(demo_db_url, "0002")  # from the head, whatever came after 0002
     assert await current_revision(demo_db_url) == "0002"
     assert "bot_key" in await _account_columns(demo_db_url)
     accounts = await _scalar(demo_db_url, "SELECT count(*) FROM accounts")
@@ -53,7 +54,7 @@ async def test_bot_key_goes_up_and_down_and_keeps_the_accounts(demo_db_url: str)
     assert "bot_key" not in await _account_columns(demo_db_url)
     assert await _scalar(demo_db_url, "SELECT count(*) FROM accounts") == accounts
 
-    await upgrade(demo_db_url)
+    await upgrade(demo_db_url, "0002")
     assert await current_revision(demo_db_url) == "0002"
     await _scalar(demo_db_url, "UPDATE accounts SET bot_key = 'jabar' WHERE telegram_id = 910010")
     assert await _scalar(demo_db_url, "SELECT bot_key FROM accounts WHERE telegram_id = 910010") == "jabar"

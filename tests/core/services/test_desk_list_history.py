@@ -1,0 +1,170 @@
+"""The desk lists read today's visits, however long the faskes' history (SQLite and PostgreSQL).
+
+Meja 2's list has a second half, today's Tunda (editable), and meja 4's one, today's observations. Tunda
+visits and observations never closed stay in PL for good; the lists must not read them all each time a
+nurse saves (indexes ``ix_visits_faskes_screened`` and ``ix_visits_faskes_vaccinated``). A faskes is given
+a history of 4,000 such visits on earlier days, then the statement each list runs is examined as the
+database plans it: PostgreSQL by ``EXPLAIN ANALYZE`` (how many visit rows it touched), SQLite by ``EXPLAIN
+QUERY PLAN`` (every access to ``visits`` narrowed by a second indexed column, not by the faskes alone).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db import models
+from core.domain.visits import VisitStatus
+from core.services.registry import Services
+from tests.conftest import NOW, TODAY
+from tests.core.services.test_registration import FASKES, MEJA1, MEJA2, MEJA4, account_id, actor
+
+DAYS, PER_DAY = 50, 40  # 2,000 old Tunda and 2,000 old observations at the faskes
+TODAYS = 3  # and 3 of each today
+
+
+async def add_history(services: Services) -> int:
+    async with services.ctx.sessions() as s:
+        targets = list((await s.execute(select(models.Target.id).order_by(models.Target.id).limit(100))).scalars())
+    opened_by = await account_id(services, MEJA1)
+    rows: list[dict[str, Any]] = []
+    for d in range(1, DAYS + 1):
+        day, at = TODAY - timedelta(days=d), NOW - timedelta(days=d)
+        common = {"faskes_code": FASKES, "service_date": day, "version": 1, "opened_at": at, "opened_by": opened_by}
+        for i in range(PER_DAY):
+            n = (d - 1) * PER_DAY + i
+            rows.append(
+                {
+                    **common,
+                    "target_id": targets[n % 100],
+                    "dose_number": 1,
+                    "status": VisitStatus.TUNDA.value,
+                    "is_open": False,
+                    "outcome": "tunda",
+                    "screened_at": at,
+                }
+            )
+            rows.append(  # a dose number per target of its own (one vaccination per dose)
+                {
+                    **common,
+                    "target_id": targets[n % 100],
+                    "dose_number": 10 + n // 100,
+                    "status": VisitStatus.OBSERVASI.value,
+                    "is_open": False,
+                    "outcome": "lanjut",
+                    "screened_at": at,
+                    "vaccinated_at": at,
+                    "product_code": None,
+                }
+            )
+    today = {"faskes_code": FASKES, "service_date": TODAY, "version": 1, "opened_at": NOW, "opened_by": opened_by}
+    for i in range(TODAYS):  # and today's, which the lists show
+        rows.append(
+            {
+                **today,
+                "target_id": targets[i],
+                "dose_number": 8,
+                "status": VisitStatus.TUNDA.value,
+                "is_open": False,
+                "outcome": "tunda",
+                "screened_at": NOW,
+            }
+        )
+        rows.append(
+            {
+                **today,
+                "target_id": targets[i],
+                "dose_number": 9,
+                "status": VisitStatus.OBSERVASI.value,
+                "is_open": False,
+                "outcome": "lanjut",
+                "screened_at": NOW,
+                "vaccinated_at": NOW,
+            }
+        )
+    async with services.ctx.sessions() as s:
+        await s.execute(insert(models.Visit), rows)
+        await s.commit()
+        await s.execute(text("ANALYZE"))
+        await s.commit()
+    return len(rows)
+
+
+async def desk_list_statement(engine: AsyncEngine, call: Callable[[], Awaitable[Any]]) -> tuple[str, Any]:
+    """The statement (and parameters) of the desk list, as sent while ``call`` runs."""
+    seen: list[tuple[str, Any]] = []
+
+    def on(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "FROM visits JOIN targets" in statement:
+            seen.append((statement, parameters))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", on)
+    try:
+        await call()
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", on)
+    assert len(seen) == 1, seen
+    return seen[0]
+
+
+def visit_rows_touched(plan: dict[str, Any]) -> int:
+    """Rows of ``visits`` a PostgreSQL plan read: those returned and those thrown away by a filter."""
+    touched = 0
+    if plan.get("Relation Name") == "visits":
+        kept = plan.get("Actual Rows", 0) + plan.get("Rows Removed by Filter", 0)
+        touched += (kept + plan.get("Rows Removed by Index Recheck", 0)) * plan.get("Actual Loops", 1)
+    for child in plan.get("Plans", []):
+        touched += visit_rows_touched(child)
+    return touched
+
+
+async def examine(engine: AsyncEngine, statement: str, parameters: Any) -> tuple[str, int | None]:
+    async with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            result = await conn.exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", parameters)
+            raw = result.scalar_one()
+            plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
+            return json.dumps(plan), visit_rows_touched(plan)
+        result = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+        return "\n".join(str(row[-1]) for row in result), None
+
+
+def assert_narrowed(plan: str, touched: int | None, history: int, index: str) -> None:
+    if touched is not None:  # PostgreSQL: today's rows only, not the history
+        assert 0 < touched < history / 20, plan
+        return
+    accesses = [line for line in plan.splitlines() if re.search(r"\bvisits\b", line)]
+    assert accesses, plan
+    for line in accesses:  # SQLite: each access to visits narrowed beyond the faskes
+        assert re.search(r"SEARCH visits USING (COVERING )?INDEX \w+ \(faskes_code=\? AND \w+", line), plan
+    assert index in plan, plan
+
+
+async def test_meja2_reads_todays_tunda_without_reading_the_faskes_history(
+    services: Services, engine: AsyncEngine
+) -> None:
+    history = await add_history(services)
+    meja2 = await actor(services, MEJA2)
+    statement, parameters = await desk_list_statement(engine, lambda: services.screening.queue(meja2))
+    plan, touched = await examine(engine, statement, parameters)
+    assert_narrowed(plan, touched, history, "ix_visits_faskes_screened")
+    queue = await services.screening.queue(meja2)
+    assert [e.dose_number for e in queue.editable] == [8] * TODAYS  # today's Tunda, none of the old ones
+
+
+async def test_meja4_reads_todays_observations_without_reading_the_faskes_history(
+    services: Services, engine: AsyncEngine
+) -> None:
+    history = await add_history(services)
+    meja4 = await actor(services, MEJA4)
+    statement, parameters = await desk_list_statement(engine, lambda: services.vaccination.queue(meja4))
+    plan, touched = await examine(engine, statement, parameters)
+    assert_narrowed(plan, touched, history, "ix_visits_faskes_vaccinated")
+    queue = await services.vaccination.queue(meja4)
+    assert [e.dose_number for e in queue.observing] == [9] * TODAYS  # today's observations only
