@@ -443,6 +443,11 @@ class ChatState:
 
 
 MAX_ALERTS = 50
+# A sandbox may run for days (a training week): each chat keeps its newest messages, the store its newest files.
+# A page reloaded after that shows the newest MAX_MESSAGES; a button on a message no longer kept is answered as
+# Telegram answers one on a deleted message.
+MAX_MESSAGES = 500
+MAX_DOCUMENTS = 200
 
 
 class ChatStore:
@@ -500,7 +505,7 @@ class ChatStore:
             msg.text, msg.html = text, html.escape(text, quote=False)
         if contact is not None:
             msg.contact = {"phone": contact.phone_number, "name": contact.first_name}
-        chat.messages[msg.id] = msg
+        self._keep(chat, msg)
         msg.rev = chat.bump()
         return msg
 
@@ -509,8 +514,15 @@ class ChatStore:
             id=next(self._user_message_ids), pos=next(self._pos), rev=0, sender="system", date=self.clock()
         )
         msg.text, msg.html = text, html.escape(text, quote=False)
-        chat.messages[msg.id] = msg
+        self._keep(chat, msg)
         msg.rev = chat.bump()
+
+    @staticmethod
+    def _keep(chat: ChatState, msg: ChatMessage) -> None:
+        """Add a message to the chat, forgetting the oldest beyond MAX_MESSAGES (the dict keeps insertion order)."""
+        chat.messages[msg.id] = msg
+        while len(chat.messages) > MAX_MESSAGES:
+            del chat.messages[next(iter(chat.messages))]
 
     def new_callback_id(self, chat_id: int) -> str:
         query_id = f"sandbox-{next(self._callback_ids)}"
@@ -613,7 +625,7 @@ class ChatStore:
         msg.source = text or ""
         msg.html, msg.text, msg.entities = telegram_html(text)
         msg.keyboard = markup if isinstance(markup, InlineKeyboardMarkup) else None
-        chat.messages[mid] = msg
+        self._keep(chat, msg)
         return msg
 
     def _reply_markup(self, chat: ChatState, markup: Any) -> None:
@@ -680,6 +692,8 @@ class ChatStore:
             name, data = str(document).rsplit("/", 1)[-1] or "file", b""
         media_type = _media_type(name)
         self.documents[doc_id] = (chat_id, name, media_type, data)
+        while len(self.documents) > MAX_DOCUMENTS:
+            del self.documents[next(iter(self.documents))]
         return {"id": doc_id, "file_id": f"sandbox-{doc_id}", "name": name, "size": len(data), "media_type": media_type}
 
 

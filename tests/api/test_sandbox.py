@@ -280,6 +280,28 @@ async def test_documents_are_downloads(sandbox: App) -> None:
     assert (await http.get(f"/sandbox/api/chats/{DINKES}/documents/{msg['document']['id']}")).status_code == 404
 
 
+async def test_a_long_running_sandbox_keeps_each_chats_newest_messages_and_files(
+    sandbox: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A training week must not grow the process without end: old messages and files are forgotten."""
+    import api.sandbox as sandbox_module
+
+    monkeypatch.setattr(sandbox_module, "MAX_MESSAGES", 5)
+    monkeypatch.setattr(sandbox_module, "MAX_DOCUMENTS", 2)
+    app, http = sandbox
+    bot = app.state.runtime.bot
+    for i in range(8):
+        await bot.send_message(MEJA1, f"pesan {i}")
+    assert _bot_texts(await _updates(http, MEJA1)) == [f"pesan {i}" for i in range(3, 8)]
+    ids = []
+    for i in range(3):
+        await bot.send_document(MEJA1, BufferedInputFile(b"x", filename=f"f{i}.csv"))
+        ids.append((await _updates(http, MEJA1))["messages"][-1]["document"]["id"])
+    statuses = [(await http.get(f"/sandbox/api/chats/{MEJA1}/documents/{d}")).status_code for d in ids]
+    assert statuses == [404, 200, 200]
+    assert len((await _updates(http, MEJA1))["messages"]) == 5
+
+
 async def test_command_menus_per_chat_and_default(sandbox: App) -> None:
     app, http = sandbox
     bot = app.state.runtime.bot
