@@ -533,10 +533,14 @@ class VaccinationService:
     async def _last_batch(
         uow: SqlUnitOfWork, actor: Actor, tz: str, today: date, products: dict[str, ProductChoice]
     ) -> LastBatch | None:
-        """The recorder's latest vaccinated visit today (from PL), as a default; None when expired."""
+        """The recorder's latest vaccinated visit today at their faskes (from PL), as a default; None when expired.
+
+        The faskes bounds the read to today's doses there (``ix_visits_faskes_vaccinated``); by the recorder alone it
+        would read every visit in PL."""
         stmt = (
             select(models.Visit.product_code, models.Visit.batch, models.Visit.expiry)
             .where(
+                models.Visit.faskes_code == actor.faskes_code,
                 models.Visit.vaccinated_by == actor.account_id,
                 models.Visit.vaccinated_at >= start_of_local_day(today, tz),
                 models.Visit.batch.is_not(None),

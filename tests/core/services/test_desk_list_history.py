@@ -1,4 +1,4 @@
-"""The desk lists read today's visits, however long the faskes' history (SQLite and PostgreSQL).
+"""The desks read today's visits, however long the faskes' history (SQLite and PostgreSQL).
 
 Meja 2's list has a second half, today's Tunda (editable), and meja 4's one, today's observations. Tunda
 visits and observations never closed stay in PL for good; the lists must not read them all each time a
@@ -6,6 +6,7 @@ nurse saves (indexes ``ix_visits_faskes_screened`` and ``ix_visits_faskes_vaccin
 a history of 4,000 such visits on earlier days, then the statement each list runs is examined as the
 database plans it: PostgreSQL by ``EXPLAIN ANALYZE`` (how many visit rows it touched), SQLite by ``EXPLAIN
 QUERY PLAN`` (every access to ``visits`` narrowed by a second indexed column, not by the faskes alone).
+The same for meja 4's form, which offers the batch the vaccinator used last today.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from core.domain.visits import VisitStatus
 from core.services.registry import Services
 from tests.conftest import NOW, TODAY
 from tests.core.services.test_registration import FASKES, MEJA1, MEJA2, MEJA4, account_id, actor
+from tests.core.services.test_vaccination_service import screened_visit
 
 DAYS, PER_DAY = 50, 40  # 2,000 old Tunda and 2,000 old observations at the faskes
 TODAYS = 3  # and 3 of each today
@@ -32,7 +34,7 @@ TODAYS = 3  # and 3 of each today
 async def add_history(services: Services) -> int:
     async with services.ctx.sessions() as s:
         targets = list((await s.execute(select(models.Target.id).order_by(models.Target.id).limit(100))).scalars())
-    opened_by = await account_id(services, MEJA1)
+    opened_by, vaccinator = await account_id(services, MEJA1), await account_id(services, MEJA4)
     rows: list[dict[str, Any]] = []
     for d in range(1, DAYS + 1):
         day, at = TODAY - timedelta(days=d), NOW - timedelta(days=d)
@@ -60,7 +62,8 @@ async def add_history(services: Services) -> int:
                     "outcome": "lanjut",
                     "screened_at": at,
                     "vaccinated_at": at,
-                    "product_code": None,
+                    "vaccinated_by": vaccinator,
+                    "batch": "OLD1",
                 }
             )
     today = {"faskes_code": FASKES, "service_date": TODAY, "version": 1, "opened_at": NOW, "opened_by": opened_by}
@@ -96,12 +99,14 @@ async def add_history(services: Services) -> int:
     return len(rows)
 
 
-async def desk_list_statement(engine: AsyncEngine, call: Callable[[], Awaitable[Any]]) -> tuple[str, Any]:
-    """The statement (and parameters) of the desk list, as sent while ``call`` runs."""
+async def statement_of(
+    engine: AsyncEngine, call: Callable[[], Awaitable[Any]], marker: str = "FROM visits JOIN targets"
+) -> tuple[str, Any]:
+    """The statement (and parameters) containing ``marker`` (the desk list's), as sent while ``call`` runs."""
     seen: list[tuple[str, Any]] = []
 
     def on(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if "FROM visits JOIN targets" in statement:
+        if marker in statement:
             seen.append((statement, parameters))
 
     event.listen(engine.sync_engine, "before_cursor_execute", on)
@@ -135,9 +140,26 @@ async def examine(engine: AsyncEngine, statement: str, parameters: Any) -> tuple
         return "\n".join(str(row[-1]) for row in result), None
 
 
+def visit_index_accesses(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """The nodes of a PostgreSQL plan that read ``visits`` or one of its indexes."""
+    found = []
+    if plan.get("Relation Name") == "visits" or str(plan.get("Index Name", "")).startswith(("ix_visits", "pk_visits")):
+        found.append(plan)
+    for child in plan.get("Plans", []):
+        found += visit_index_accesses(child)
+    return found
+
+
 def assert_narrowed(plan: str, touched: int | None, history: int, index: str) -> None:
-    if touched is not None:  # PostgreSQL: today's rows only, not the history
+    if touched is not None:  # PostgreSQL: today's rows only, not the history; and no walk of a whole index
         assert 0 < touched < history / 20, plan
+        accesses = visit_index_accesses(json.loads(plan))
+        assert accesses, plan
+        for node in accesses:
+            assert node["Node Type"] != "Seq Scan", plan
+            if "Index Name" in node:
+                assert "faskes_code" in node.get("Index Cond", ""), plan
+        assert index in plan, plan
         return
     accesses = [line for line in plan.splitlines() if re.search(r"\bvisits\b", line)]
     assert accesses, plan
@@ -151,7 +173,7 @@ async def test_meja2_reads_todays_tunda_without_reading_the_faskes_history(
 ) -> None:
     history = await add_history(services)
     meja2 = await actor(services, MEJA2)
-    statement, parameters = await desk_list_statement(engine, lambda: services.screening.queue(meja2))
+    statement, parameters = await statement_of(engine, lambda: services.screening.queue(meja2))
     plan, touched = await examine(engine, statement, parameters)
     assert_narrowed(plan, touched, history, "ix_visits_faskes_screened")
     queue = await services.screening.queue(meja2)
@@ -163,8 +185,24 @@ async def test_meja4_reads_todays_observations_without_reading_the_faskes_histor
 ) -> None:
     history = await add_history(services)
     meja4 = await actor(services, MEJA4)
-    statement, parameters = await desk_list_statement(engine, lambda: services.vaccination.queue(meja4))
+    statement, parameters = await statement_of(engine, lambda: services.vaccination.queue(meja4))
     plan, touched = await examine(engine, statement, parameters)
     assert_narrowed(plan, touched, history, "ix_visits_faskes_vaccinated")
     queue = await services.vaccination.queue(meja4)
     assert [e.dose_number for e in queue.observing] == [9] * TODAYS  # today's observations only
+
+
+async def test_meja4_reads_the_days_last_batch_without_reading_the_history(
+    services: Services, engine: AsyncEngine
+) -> None:
+    """Opening the dose form offers the batch the vaccinator used last today (``_last_batch``)."""
+    visit_id, _ = await screened_visit(services)
+    history = await add_history(services)
+    meja4 = await actor(services, MEJA4)
+    statement, parameters = await statement_of(
+        engine,
+        lambda: services.vaccination.open(meja4, visit_id),
+        marker="SELECT visits.product_code, visits.batch, visits.expiry",
+    )
+    plan, touched = await examine(engine, statement, parameters)
+    assert_narrowed(plan, touched, history, "ix_visits_faskes_vaccinated")
