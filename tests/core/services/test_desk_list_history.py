@@ -33,7 +33,9 @@ TODAYS = 3  # and 3 of each today
 
 async def add_history(services: Services) -> int:
     async with services.ctx.sessions() as s:
-        targets = list((await s.execute(select(models.Target.id).order_by(models.Target.id).limit(100))).scalars())
+        targets = list(
+            (await s.execute(select(models.Target.id).order_by(models.Target.id.desc()).limit(100))).scalars()
+        )
     opened_by, vaccinator = await account_id(services, MEJA1), await account_id(services, MEJA4)
     rows: list[dict[str, Any]] = []
     for d in range(1, DAYS + 1):
