@@ -1,10 +1,11 @@
-"""Every statement of a whole visit reaches the large tables through an index (SQLite and PostgreSQL).
+"""Every statement of a whole visit, and of a correction, reaches the large tables through an index.
 
 PL holds 200 million targets, visits pile up by 2 million a day and audit events by 8 million: a desk
 statement that reads one of them without an index works on a test database and stalls the country. A
 visit goes through the services (lookup, registration, meja 2's list, form and save, meja 4's list, form,
-record and observation, the Daftar Penerima Vaksin) over a faskes with a history, every statement is
-captured, and the database is asked how it would run each one:
+record and observation, the Daftar Penerima Vaksin) over a faskes with a history, and so does a verifier's
+correction queued for Dinkes and approved there; every statement is captured, and the database (SQLite and
+PostgreSQL) is asked how it would run each one:
 
 * PostgreSQL, with sequential scans, merge and hash joins and materialised inner scans switched off (what
   a small test table makes look cheap and a table of millions does not): no sequential scan of a large
@@ -17,34 +18,55 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.domain.identifiers import format_ticket
+from core.domain.reference import Source
 from core.domain.visits import KipiOutcome
+from core.ports import FixedClock
 from core.services.registry import Services
 from tests.core.services.test_desk_list_history import add_history
-from tests.core.services.test_registration import MEJA1, MEJA2, MEJA4, actor
+from tests.core.services.test_registration import DINKES, MEJA1, MEJA2, MEJA4, VERIFIER, actor
 from tests.core.services.test_screening_service import NORMAL, all_no, pick_target
+from tests.core.services.test_verification import FakeSource, demo_people, with_sources
 
 LARGE = ("targets", "visits", "audit_events", "accounts", "corrections", "access_requests")
 _SKIP = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE|PRAGMA|SET|SHOW)\b", re.IGNORECASE)
 
 
+class Captured:
+    """The distinct statements (with one set of parameters each) an engine sends while the block runs."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine.sync_engine
+        self.seen: dict[str, Any] = {}
+
+    def _on(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, executemany: bool) -> None:
+        if not _SKIP.match(statement):
+            self.seen.setdefault(statement, parameters[0] if executemany else parameters)
+
+    def __enter__(self) -> Captured:
+        event.listen(self.engine, "before_cursor_execute", self._on)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._on)
+
+    @property
+    def statements(self) -> list[tuple[str, Any]]:
+        return list(self.seen.items())
+
+
 async def a_whole_visit(services: Services, engine: AsyncEngine) -> list[tuple[str, Any]]:
-    """The distinct statements (with one set of parameters each) of one visit from lookup to observation."""
+    """The statements of one visit from lookup to observation, and of the day's recipient list."""
     target = await pick_target(services, category="nakes", max_age=59)
     await add_history(services)
     meja1, meja2, meja4 = [await actor(services, t) for t in (MEJA1, MEJA2, MEJA4)]
-    seen: dict[str, Any] = {}
-
-    def on(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, executemany: bool) -> None:
-        if not _SKIP.match(statement):
-            seen.setdefault(statement, parameters[0] if executemany else parameters)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", on)
-    try:
+    with Captured(engine) as captured:
         card = await services.lookup.find(meja1, target.ticket)
         visit_id = (await services.registration.register(meja1, target.id, card.version, with_card=True)).visit_id
         await services.recipients.today(meja1)
@@ -58,10 +80,8 @@ async def a_whole_visit(services: Services, engine: AsyncEngine) -> list[tuple[s
         )
         await services.vaccination.observe(meja4, visit_id, KipiOutcome.NONE, early=True)
         await services.lookup.card_for_visit(meja1, visit_id)
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", on)
-    assert len(seen) >= 10, list(seen)
-    return list(seen.items())
+    assert len(captured.seen) >= 10, list(captured.seen)
+    return captured.statements
 
 
 def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
@@ -110,12 +130,38 @@ async def sqlite_problems(engine: AsyncEngine, statements: list[tuple[str, Any]]
     return problems
 
 
+async def problems_of(engine: AsyncEngine, statements: list[tuple[str, Any]]) -> list[str]:
+    if engine.dialect.name == "postgresql":
+        return await postgres_problems(engine, statements)
+    return await sqlite_problems(engine, statements)
+
+
 async def test_every_statement_of_a_whole_visit_reaches_the_large_tables_by_an_index(
     services: Services, engine: AsyncEngine
 ) -> None:
-    statements = await a_whole_visit(services, engine)
-    if engine.dialect.name == "postgresql":
-        problems = await postgres_problems(engine, statements)
-    else:
-        problems = await sqlite_problems(engine, statements)
+    problems = await problems_of(engine, await a_whole_visit(services, engine))
+    assert problems == [], "\n".join(problems)
+
+
+async def test_every_statement_of_a_correction_queued_and_approved_reaches_the_large_tables_by_an_index(
+    engine: AsyncEngine, clock: FixedClock
+) -> None:
+    """The verifier's correction, contradicted by Dukcapil, queued for Dinkes, listed and approved there."""
+    person = (await demo_people(engine))[0]
+    new_birth = person.birth_date - timedelta(days=2)
+    jkn = FakeSource(Source.JKN, {person.nik: person.record(birth_date=new_birth)})
+    dukcapil = FakeSource(Source.DUKCAPIL, {person.nik: person.record()})
+    services, _ = with_sources(engine, clock, jkn, dukcapil)
+    await add_history(services)
+    verifier, dinkes = await actor(services, VERIFIER), await actor(services, DINKES)
+    with Captured(engine) as captured:
+        await services.verification.open_target(verifier, format_ticket(person.ticket))
+        done = await services.verification.submit_correction(
+            verifier, person.target_id, person.version, {"birth_date": new_birth.strftime("%d-%m-%Y")}
+        )
+        assert done.status == "queued"
+        await services.verification.queued(dinkes)
+        await services.verification.queued_item(dinkes, done.correction_id)
+        assert (await services.verification.approve(dinkes, done.correction_id)).status == "approved"
+    problems = await problems_of(engine, captured.statements)
     assert problems == [], "\n".join(problems)
