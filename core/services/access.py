@@ -266,12 +266,12 @@ class AccessService:
     async def describe_faskes(self, faskes_code: str) -> FaskesInfo:
         """The faskes behind a code, for the requester to confirm. Raises InvalidInput / NotFound."""
         code = clean_faskes_code(faskes_code)
-        async with self.ctx.uow() as uow:
+        async with self.ctx.uow(read_only=True) as uow:
             return await _faskes_info(uow, code)
 
     async def check_can_request(self, actor: Actor) -> None:
         """Before /daftar asks anything: refuse a second request while one waits, or an active account."""
-        async with self.ctx.uow() as uow:
+        async with self.ctx.uow(read_only=True) as uow:
             account = await uow.accounts.by_telegram_id(actor.telegram_id)
             if account is not None:
                 await _refuse_if_not_requestable(uow, account)
@@ -403,7 +403,7 @@ class AccessService:
 
     async def admin_scope(self, actor: Actor, *, central: bool = False) -> AdminScope:
         """Who may administer what: an active Dinkes admin (own district) or a central admin."""
-        async with self.ctx.uow(actor) as uow:
+        async with self.ctx.uow(actor, read_only=True) as uow:
             actor = await fresh_actor(uow, actor)
             if central:
                 require_central(actor)
@@ -416,7 +416,7 @@ class AccessService:
     async def pending_requests(self, actor: Actor, *, offset: int = 0, limit: int = PAGE_SIZE) -> PendingPage:
         """Pending requests, oldest first: a Dinkes admin sees their district, a central admin all."""
         offset, limit = max(offset, 0), min(max(limit, 1), 50)
-        async with self.ctx.uow(actor) as uow:
+        async with self.ctx.uow(actor, read_only=True) as uow:
             actor = await fresh_actor(uow, actor)
             require_dinkes(actor)
             scope = None if actor.kind is AccountKind.CENTRAL else actor.kabkota_code
@@ -448,7 +448,7 @@ class AccessService:
 
     async def request(self, actor: Actor, request_id: int) -> RequestView:
         """One request, within the actor's district (to ask for a rejection reason before deciding)."""
-        async with self.ctx.uow(actor) as uow:
+        async with self.ctx.uow(actor, read_only=True) as uow:
             actor = await fresh_actor(uow, actor)
             req = await _scoped_request(uow, actor, request_id)
             view = await _load_request_view(uow, req.id)
@@ -705,7 +705,7 @@ class AccessService:
 
     async def standing(self, actor: Actor) -> Standing:
         """The account's state with its reason and the office that set it (for /start)."""
-        async with self.ctx.uow() as uow:
+        async with self.ctx.uow(read_only=True) as uow:
             account = await uow.accounts.by_telegram_id(actor.telegram_id)
             if account is None:
                 raise PermissionDenied("no_account")

@@ -424,7 +424,7 @@ class StatsService:
         def n(cond: ColumnElement[bool]) -> Any:
             return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
 
-        async with self.ctx.uow() as uow:
+        async with self.ctx.uow(read_only=True) as uow:
             where = await self._narrow(
                 uow,
                 regions,
@@ -507,7 +507,7 @@ class StatsService:
     ) -> RecipientList:
         """The Daftar Penerima Vaksin of ``faskes_code`` on ``day``: the visits opened there that day, in
         the order people arrived, each with its desk status."""
-        async with self.ctx.uow() as uow:
+        async with self.ctx.uow(read_only=True) as uow:
             faskes = await self._faskes(uow, regions, faskes_code)
             stmt = (
                 select(_V, _T.ticket, _T.name, _T.nik, _T.phone)
@@ -558,7 +558,7 @@ class StatsService:
         when assigned to, or served at, a faskes there (or, with neither, registered there by NIK).
         Reading a whole NIK is recorded in the audit trail (``target.read_unmasked``)."""
         regions = principal.regions
-        async with self.ctx.uow() as uow:
+        async with self.ctx.uow(read_only=not unmask) as uow:  # unmasking is recorded (an audit event)
             target: models.Target | None
             if key is not None:
                 kind, value = parse_lookup_key(key)
@@ -657,7 +657,7 @@ class StatsService:
         """Audit events, newest first, filtered; ``cursor`` (a ``seq``) continues below it. Events without
         a district (system events: imports, tokens) are visible to all-region principals only."""
         e = models.AuditEvent
-        async with self.ctx.uow() as uow:
+        async with self.ctx.uow(read_only=True) as uow:
             where = await self._narrow(
                 uow,
                 regions,
@@ -719,7 +719,7 @@ class StatsService:
         """Accounts of faskes staff and Dinkes admins, by district (phones masked)."""
         a = models.Account
         district = func.coalesce(a.kabkota_code, _F.kabkota_code)
-        async with self.ctx.uow() as uow:
+        async with self.ctx.uow(read_only=True) as uow:
             where = await self._narrow(
                 uow,
                 regions,
@@ -774,7 +774,7 @@ class StatsService:
     ) -> Page[AccessRequestView]:
         """Access requests (pending by default), oldest first: what each Dinkes still has to decide."""
         r = models.AccessRequest
-        async with self.ctx.uow() as uow:
+        async with self.ctx.uow(read_only=True) as uow:
             where = await self._narrow(
                 uow, regions, province=None, kabkota=kabkota, faskes=None, kabkota_col=r.kabkota_code
             )
@@ -806,7 +806,7 @@ class StatsService:
         """Per district in scope: accounts by state, pending access requests, corrections waiting."""
         a, r, c = models.Account, models.AccessRequest, models.Correction
         district = func.coalesce(a.kabkota_code, _F.kabkota_code)
-        async with self.ctx.uow() as uow:
+        async with self.ctx.uow(read_only=True) as uow:
             names = dict(
                 (
                     await uow.session.execute(
@@ -867,7 +867,7 @@ class StatsService:
     ) -> Page[CorrectionView]:
         """Corrections and additions (waiting for a Dinkes decision by default), oldest first."""
         c = models.Correction
-        async with self.ctx.uow() as uow:
+        async with self.ctx.uow(read_only=True) as uow:
             where = await self._narrow(
                 uow, regions, province=None, kabkota=kabkota, faskes=None, kabkota_col=c.kabkota_code
             )
@@ -916,7 +916,7 @@ class StatsService:
         """Visits opened but not finished (waiting for screening or vaccination, or vaccinated without
         an observation) by the end of their day, in the faskes' own time zone; oldest first."""
         now = self.ctx.clock.now()
-        async with self.ctx.uow() as uow:
+        async with self.ctx.uow(read_only=True) as uow:
             where = await self._narrow(
                 uow,
                 regions,

@@ -422,7 +422,7 @@ class VerificationService:
     async def open_target(self, actor: Actor, raw_key: str) -> EditableTarget:
         """The target to correct, by ticket or NIK as typed. Refused once it has a desk entry."""
         kind, key = parse_lookup_key(raw_key)
-        async with self.ctx.uow(actor) as uow:
+        async with self.ctx.uow(actor, read_only=True) as uow:
             _, _, district = await self._verifier(uow, actor)
             found = await (uow.targets.by_nik(key) if kind == "nik" else uow.targets.by_ticket(key))
             if found is None:
@@ -432,7 +432,7 @@ class VerificationService:
 
     async def open_target_by_id(self, actor: Actor, target_id: int) -> EditableTarget:
         """The target behind the card's "Verifikasi" button (the id is untrusted: scope re-checked)."""
-        async with self.ctx.uow(actor) as uow:
+        async with self.ctx.uow(actor, read_only=True) as uow:
             _, _, district = await self._verifier(uow, actor)
             target = await self._target(uow, district, target_id)
             return await self._editable(uow, target, nik_typed=False)
@@ -455,14 +455,14 @@ class VerificationService:
 
     async def check_value(self, actor: Actor, field: str, raw: str | None) -> str | None:
         """Validate one typed value as the submission will (the chat asks again on an error)."""
-        async with self.ctx.uow(actor) as uow:
+        async with self.ctx.uow(actor, read_only=True) as uow:
             _, _, district = await self._verifier(uow, actor)
             value = await self._value(uow, field, raw, self._today(district, uow.clock.now()))
             return None if value is None else str(value)
 
     async def check_new_nik(self, actor: Actor, raw_nik: str) -> NewNik:
         """A NIK for an addition: valid offline, and not in PL (else refused, pointing at its ticket)."""
-        async with self.ctx.uow(actor) as uow:
+        async with self.ctx.uow(actor, read_only=True) as uow:
             _, _, district = await self._verifier(uow, actor)
             facts = parse_nik(raw_nik, self._today(district, uow.clock.now()))
             await self._require_new(uow, facts.nik)
@@ -479,7 +479,7 @@ class VerificationService:
     async def _read_correction(
         self, actor: Actor, target_id: int, version: int, changes: Mapping[str, str | None]
     ) -> tuple[Claim, tuple[FieldChange, ...], str, tuple[str, ...]]:
-        async with self.ctx.uow(actor) as uow:
+        async with self.ctx.uow(actor, read_only=True) as uow:
             _, _, district = await self._verifier(uow, actor)
             target, before, after, mismatches = await self._correction(uow, district, target_id, version, changes)
             final = {**_stored(target), **after}
