@@ -8,7 +8,8 @@ and the next one reconnects. The connections are killed for real, with ``pg_term
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.db.engine import create_engine
 from core.domain.errors import Unavailable
 from core.ports import FixedClock
+from core.services.lookup import TargetCard
 from core.services.registry import Services, build_services
 from tests.core.services.test_registration import MEJA1, a_target, actor
 
@@ -50,59 +52,65 @@ class Connects:
         self.count += 1
 
 
-async def services_over(url: str, clock: FixedClock, idle_ping_seconds: float) -> tuple[AsyncEngine, Services]:
+@asynccontextmanager
+async def services_over(
+    url: str, clock: FixedClock, idle_ping_seconds: float
+) -> AsyncIterator[tuple[AsyncEngine, Services]]:
     engine = create_engine(url, pool_size=1, idle_ping_seconds=idle_ping_seconds)
-    return engine, build_services(engine, clock=clock)
+    try:
+        yield engine, build_services(engine, clock=clock)
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture
 async def pinging(demo_db_url: str, clock: FixedClock) -> AsyncIterator[tuple[AsyncEngine, Services]]:
-    engine, services = await services_over(demo_db_url, clock, idle_ping_seconds=0.0)
-    try:
-        yield engine, services
-    finally:
-        await engine.dispose()
+    async with services_over(demo_db_url, clock, idle_ping_seconds=0.0) as pair:
+        yield pair
 
 
 @pytest.fixture
 async def trusting(demo_db_url: str, clock: FixedClock) -> AsyncIterator[tuple[AsyncEngine, Services]]:
-    engine, services = await services_over(demo_db_url, clock, idle_ping_seconds=3600.0)
-    try:
-        yield engine, services
-    finally:
-        await engine.dispose()
+    async with services_over(demo_db_url, clock, idle_ping_seconds=3600.0) as pair:
+        yield pair
+
+
+async def looked_up_then_killed(
+    engine: AsyncEngine, services: Services, url: str
+) -> tuple[Callable[[], Awaitable[TargetCard]], int, Connects]:
+    """One lookup (the pool now holds its connection), then every pooled backend killed."""
+    meja1 = await actor(services, MEJA1)
+    target = await a_target(services)
+    connects = Connects(engine)
+
+    def lookup() -> Awaitable[TargetCard]:
+        return services.lookup.find(meja1, target.ticket)
+
+    assert (await lookup()).target_id == target.id
+    assert connects.count == 0  # the pooled connection was reused
+    assert await kill_pool_connections(url) >= 1
+    return lookup, target.id, connects
 
 
 async def test_an_idle_connection_killed_under_the_pool_is_replaced_before_the_use_case_runs(
     pinging: tuple[AsyncEngine, Services], demo_db_url: str
 ) -> None:
-    engine, services = pinging
-    meja1 = await actor(services, MEJA1)
-    target = await a_target(services)
-    connects = Connects(engine)
-    assert (await services.lookup.find(meja1, target.ticket)).target_id == target.id
-    assert await kill_pool_connections(demo_db_url) >= 1
+    lookup, target_id, connects = await looked_up_then_killed(*pinging, demo_db_url)
 
-    card = await services.lookup.find(meja1, target.ticket)  # idle past the threshold: pinged, found dead
+    card = await lookup()  # idle past the threshold: pinged, found dead
 
-    assert card.target_id == target.id
+    assert card.target_id == target_id
     assert connects.count == 1  # the dead connection was replaced by one fresh connection
 
 
 async def test_a_connection_in_steady_use_is_not_pinged_and_a_dead_one_fails_one_use_case_only(
     trusting: tuple[AsyncEngine, Services], demo_db_url: str
 ) -> None:
-    engine, services = trusting
-    meja1 = await actor(services, MEJA1)
-    target = await a_target(services)
-    connects = Connects(engine)
-    assert (await services.lookup.find(meja1, target.ticket)).target_id == target.id
-    assert connects.count == 0  # the pooled connection was reused
-    assert await kill_pool_connections(demo_db_url) >= 1
+    lookup, target_id, connects = await looked_up_then_killed(*trusting, demo_db_url)
 
     with pytest.raises(Unavailable):  # not pinged: the use case meets the dead connection
-        await services.lookup.find(meja1, target.ticket)
-    card = await services.lookup.find(meja1, target.ticket)  # the pool has recycled it
+        await lookup()
+    card = await lookup()  # the pool has recycled it
 
-    assert card.target_id == target.id
+    assert card.target_id == target_id
     assert connects.count == 1
