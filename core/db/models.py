@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from core.db.types import BigId, Json, UtcDateTime
+from core.domain.visits import UNFINISHED
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -47,6 +48,10 @@ class Base(DeclarativeBase):
 def _partial(sqlite: str, postgresql: str) -> dict[str, Any]:
     """A partial index predicate spelled for each dialect (both support partial indexes)."""
     return {"sqlite_where": text(sqlite), "postgresql_where": text(postgresql)}
+
+
+_UNFINISHED_SQL = "status IN ({})".format(", ".join(f"'{s.value}'" for s in UNFINISHED))
+_UNFINISHED_ONLY = _partial(_UNFINISHED_SQL, _UNFINISHED_SQL)
 
 
 # --- regions and facilities -------------------------------------------------------------------
@@ -117,6 +122,10 @@ class Visit(Base):
         # reading them walks every visit the faskes ever had (Tunda and unfinished observations pile up).
         Index("ix_visits_faskes_screened", "faskes_code", "screened_at"),
         Index("ix_visits_faskes_vaccinated", "faskes_code", "vaccinated_at"),
+        # Visits left unfinished (the support API's stuck list), nationally by day and per faskes: only the few rows
+        # in those statuses are indexed. A query must spell the statuses as literals to use them (see stats.stuck).
+        Index("ix_visits_unfinished_day", "service_date", "id", **_UNFINISHED_ONLY),
+        Index("ix_visits_unfinished_faskes", "faskes_code", "service_date", **_UNFINISHED_ONLY),
         # At most one open visit per target: two desks registering at once cannot both win.
         Index("uq_visits_open_target", "target_id", unique=True, **_partial("is_open = 1", "is_open")),
         # At most one vaccination per dose.

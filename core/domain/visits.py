@@ -18,6 +18,9 @@ class VisitStatus(StrEnum):
 WAITING = frozenset({VisitStatus.MENUNGGU_SKRINING, VisitStatus.MENUNGGU_VAKSINASI})
 VACCINATED = frozenset({VisitStatus.OBSERVASI, VisitStatus.SELESAI})
 CLOSED_WITHOUT_DOSE = frozenset({VisitStatus.TUNDA, VisitStatus.TIDAK_DIBERIKAN})
+# Opened and not finished: waiting for a desk, or vaccinated without the observation recorded. Left so past the
+# visit's day, a visit is "stuck" (the support API's list, which partial indexes on visits serve).
+UNFINISHED = (VisitStatus.MENUNGGU_SKRINING, VisitStatus.MENUNGGU_VAKSINASI, VisitStatus.OBSERVASI)
 
 
 class KipiOutcome(StrEnum):

@@ -15,7 +15,20 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Final, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, case, exists, false, func, or_, select, true
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    case,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    true,
+)
 
 from core.db import models
 from core.db.uow import SqlUnitOfWork
@@ -23,7 +36,7 @@ from core.domain.audit import AuditDraft
 from core.domain.errors import InvalidInput, NotFound
 from core.domain.identifiers import mask_nik, mask_phone, parse_lookup_key
 from core.domain.timeutil import WIB, local_date
-from core.domain.visits import VisitStatus
+from core.domain.visits import UNFINISHED
 from core.services.context import CoreContext
 from core.services.tokens import Principal, RegionScope
 
@@ -54,7 +67,6 @@ MAX_PROGRESS_DAYS: Final = 92
 OUTCOMES: Final = ("lanjut", "tunda", "tidak_diberikan")
 KIPI_LEVELS: Final = ("none", "mild", "serious")
 #: A visit in one of these states at the end of its day was opened but not finished: stuck.
-UNFINISHED: Final = (VisitStatus.MENUNGGU_SKRINING, VisitStatus.MENUNGGU_VAKSINASI, VisitStatus.OBSERVASI)
 
 _V, _T, _F, _K, _P = models.Visit, models.Target, models.Faskes, models.KabKota, models.Province
 
@@ -926,14 +938,30 @@ class StatsService:
                 kabkota_col=_F.kabkota_code,
                 faskes_col=_V.faskes_code,
             )
+            if kabkota is not None and faskes is None:
+                # The district's faskes by code, so that each is looked up in the unfinished visits' faskes index
+                # (a join by district leaves the planner free to walk the whole index instead).
+                codes = (await uow.session.execute(select(_F.code).where(_F.kabkota_code == kabkota))).scalars()
+                where.append(_V.faskes_code.in_(list(codes)))
             zones = list((await uow.session.execute(select(_K.timezone).distinct())).scalars())
             past_day = or_(*(and_(_K.timezone == tz, _V.service_date < local_date(now, tz)) for tz in zones))
+            # The statuses as literals (rendered at execution), so that the partial indexes on unfinished visits
+            # serve the query; the latest "today" anywhere bounds the day range for the index as well.
+            unfinished: BindParameter[list[str]] = bindparam(
+                "unfinished", [s.value for s in UNFINISHED], expanding=True, literal_execute=True
+            )
+            before = max((local_date(now, tz) for tz in zones), default=local_date(now, WIB))
             stmt = (
                 select(_V, _T.ticket, _T.name, _T.nik, _F.name, _F.kabkota_code, _K.timezone)
                 .join(_T, _T.id == _V.target_id)
                 .join(_F, _F.code == _V.faskes_code)
                 .join(_K, _K.code == _F.kabkota_code)
-                .where(*where, _V.status.in_([s.value for s in UNFINISHED]), past_day if zones else false())
+                .where(
+                    *where,
+                    _V.status.in_(unfinished),
+                    _V.service_date < before,
+                    past_day if zones else false(),
+                )
                 .order_by(_V.service_date, _V.id)
                 .limit(limit + 1)
                 .offset(offset)

@@ -19,7 +19,7 @@ async def test_upgrade_creates_every_table_and_reference_data(db_url: str) -> No
     from alembic.script import ScriptDirectory
 
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None and head >= "0003"
+    assert head is not None and head >= "0004"
     assert await current_revision(db_url) == head
     engine = create_engine(db_url)
     try:

@@ -29,8 +29,9 @@ from core.domain.reference import Source
 from core.domain.visits import KipiOutcome
 from core.ports import FixedClock
 from core.services.registry import Services
+from core.services.tokens import ALL_REGIONS
 from tests.core.services.test_desk_list_history import add_history
-from tests.core.services.test_registration import DINKES, MEJA1, MEJA2, MEJA4, VERIFIER, actor
+from tests.core.services.test_registration import DINKES, FASKES, MEJA1, MEJA2, MEJA4, VERIFIER, actor
 from tests.core.services.test_screening_service import NORMAL, all_no, pick_target
 from tests.core.services.test_verification import FakeSource, demo_people, with_sources
 
@@ -163,5 +164,18 @@ async def test_every_statement_of_a_correction_queued_and_approved_reaches_the_l
         await services.verification.queued(dinkes)
         await services.verification.queued_item(dinkes, done.correction_id)
         assert (await services.verification.approve(dinkes, done.correction_id)).status == "approved"
+    problems = await problems_of(engine, captured.statements)
+    assert problems == [], "\n".join(problems)
+
+
+async def test_the_support_apis_stuck_list_reaches_visits_by_an_index(services: Services, engine: AsyncEngine) -> None:
+    """Visits left unfinished past their day (the history's unfinished observations), nationally, for a
+    district and for a faskes: the partial indexes on unfinished visits, never the whole of ``visits``."""
+    await add_history(services)
+    with Captured(engine) as captured:
+        national = await services.stats.stuck(ALL_REGIONS, limit=50)
+        await services.stats.stuck(ALL_REGIONS, kabkota=FASKES[:4], limit=50)
+        await services.stats.stuck(ALL_REGIONS, faskes=FASKES, limit=50)
+    assert len(national.items) == 50
     problems = await problems_of(engine, captured.statements)
     assert problems == [], "\n".join(problems)
