@@ -124,7 +124,7 @@ class Visit(Base):
         Index("ix_visits_faskes_vaccinated", "faskes_code", "vaccinated_at"),
         # Visits left unfinished (the support API's stuck list), nationally by day and per faskes: only the few rows
         # in those statuses are indexed. A query must spell the statuses as literals to use them (see stats.stuck).
-        Index("ix_visits_unfinished_day", "service_date", "id", **_UNFINISHED_ONLY),
+        Index("ix_visits_unfinished_day", "service_date", "faskes_code", **_UNFINISHED_ONLY),
         Index("ix_visits_unfinished_faskes", "faskes_code", "service_date", **_UNFINISHED_ONLY),
         # At most one open visit per target: two desks registering at once cannot both win.
         Index("uq_visits_open_target", "target_id", unique=True, **_partial("is_open = 1", "is_open")),

@@ -217,7 +217,9 @@ class TokenService:
         if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             return None
         digest = hash_token(token)
-        async with self.ctx.uow() as uow:
+        # Every support request comes through here: read-only (on SQLite it neither takes nor waits for the write
+        # lock), and a write only when last_used_at is due.
+        async with self.ctx.uow(read_only=True) as uow:
             row = (
                 await uow.session.execute(select(models.ApiToken).where(models.ApiToken.token_hash == digest))
             ).scalar_one_or_none()
@@ -233,12 +235,14 @@ class TokenService:
                 regions=RegionScope.parse(row.regions),
             )
             now = uow.clock.now()
-            if row.last_used_at is None or now - row.last_used_at >= _LAST_USED_EVERY:
+            due = row.last_used_at is None or now - row.last_used_at >= _LAST_USED_EVERY
+        if due:
+            async with self.ctx.uow() as uow:
                 await uow.session.execute(
-                    update(models.ApiToken).where(models.ApiToken.id == row.id).values(last_used_at=now)
+                    update(models.ApiToken).where(models.ApiToken.id == principal.token_id).values(last_used_at=now)
                 )
                 await uow.commit()
-            return principal
+        return principal
 
     async def list_tokens(self) -> list[TokenInfo]:
         async with self.ctx.uow() as uow:

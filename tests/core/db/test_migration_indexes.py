@@ -26,7 +26,7 @@ CASES = [
         "0004",
         "0003",
         {
-            "ix_visits_unfinished_day": f"(service_date, id) {UNFINISHED}",
+            "ix_visits_unfinished_day": f"(service_date, faskes_code) {UNFINISHED}",
             "ix_visits_unfinished_faskes": f"(faskes_code, service_date) {UNFINISHED}",
         },
     ),

@@ -3,7 +3,8 @@
 On SQLite a read-only unit of work begins with a plain ``BEGIN`` (a snapshot) instead of ``BEGIN IMMEDIATE``:
 a support engineer's query over months of visits must never hold the write lock the desks queue on, nor wait
 for it. Here another connection holds the write lock, as a long registration or an import would, and every
-read still answers at once. Unmasking a target's NIK still writes its audit event (on both databases).
+read still answers at once, and so does the token check every request makes (its last_used_at not due). Unmasking
+a target's NIK still writes its audit event (on both databases).
 """
 
 from __future__ import annotations
@@ -40,17 +41,24 @@ def reads(services: Services, ticket: str) -> dict[str, Callable[[], Awaitable[A
     }
 
 
+def token_check(services: Services, token: str) -> Callable[[], Awaitable[Any]]:
+    return lambda: services.tokens.verify(token)
+
+
 @pytest.mark.parametrize("demo_db_url", ["sqlite"], indirect=True)
 async def test_support_reads_answer_while_a_writer_holds_the_lock(services: Services, demo_db_url: str) -> None:
     target = await a_target(services)
+    _, token = await services.tokens.create("cabang", ["read_progress"], ["*"])
+    assert await services.tokens.verify(token) is not None  # last_used_at written now: not due again for a minute
     writer = sqlite3.connect(demo_db_url.split("///", 1)[1], isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")  # the write lock, held
     try:
-        for name, read in reads(services, target.ticket).items():
+        checks = {**reads(services, target.ticket), "tokens.verify": token_check(services, token)}
+        for name, read in checks.items():
             try:
                 await asyncio.wait_for(read(), timeout=5)
             except TimeoutError:
-                pytest.fail(f"stats.{name} waited for the write lock")
+                pytest.fail(f"{name} waited for the write lock")
     finally:
         writer.rollback()
         writer.close()

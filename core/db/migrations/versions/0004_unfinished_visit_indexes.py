@@ -25,7 +25,7 @@ UNFINISHED = sa.text("status IN ('menunggu_skrining', 'menunggu_vaksinasi', 'obs
 
 def upgrade() -> None:
     for name, columns in (
-        ('ix_visits_unfinished_day', ['service_date', 'id']),
+        ('ix_visits_unfinished_day', ['service_date', 'faskes_code']),
         ('ix_visits_unfinished_faskes', ['faskes_code', 'service_date']),
     ):
         op.create_index(
