@@ -101,34 +101,67 @@ async def add_history(services: Services) -> int:
     return len(rows)
 
 
+_SKIP = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE|PRAGMA|SET|SHOW)\b", re.IGNORECASE)
+
+
+class Captured:
+    """The statements an engine sends while the block runs (transaction control left out): ``calls``, every
+    execution in order; ``statements``, each distinct statement once with one set of its parameters."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine.sync_engine
+        self.calls: list[tuple[str, Any]] = []
+
+    def _on(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, executemany: bool) -> None:
+        if not _SKIP.match(statement):
+            self.calls.append((statement, parameters[0] if executemany else parameters))
+
+    def __enter__(self) -> Captured:
+        event.listen(self.engine, "before_cursor_execute", self._on)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._on)
+
+    @property
+    def statements(self) -> list[tuple[str, Any]]:
+        first: dict[str, Any] = {}
+        for statement, parameters in self.calls:
+            first.setdefault(statement, parameters)
+        return list(first.items())
+
+
 async def statement_of(
     engine: AsyncEngine, call: Callable[[], Awaitable[Any]], marker: str = "FROM visits JOIN targets"
 ) -> tuple[str, Any]:
-    """The statement (and parameters) containing ``marker`` (the desk list's), as sent while ``call`` runs."""
-    seen: list[tuple[str, Any]] = []
-
-    def on(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if marker in statement:
-            seen.append((statement, parameters))
-
-    event.listen(engine.sync_engine, "before_cursor_execute", on)
-    try:
+    """The statement (and parameters) containing ``marker`` (the desk list's), sent once while ``call`` runs."""
+    with Captured(engine) as captured:
         await call()
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", on)
+    seen = [(statement, parameters) for statement, parameters in captured.calls if marker in statement]
     assert len(seen) == 1, seen
     return seen[0]
 
 
+def plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every node of a PostgreSQL plan (``EXPLAIN (FORMAT JSON)``), the root first."""
+    nodes = [plan]
+    for child in plan.get("Plans", []):
+        nodes += plan_nodes(child)
+    return nodes
+
+
 def visit_rows_touched(plan: dict[str, Any]) -> int:
     """Rows of ``visits`` a PostgreSQL plan read: those returned and those thrown away by a filter."""
-    touched = 0
-    if plan.get("Relation Name") == "visits":
-        kept = plan.get("Actual Rows", 0) + plan.get("Rows Removed by Filter", 0)
-        touched += (kept + plan.get("Rows Removed by Index Recheck", 0)) * plan.get("Actual Loops", 1)
-    for child in plan.get("Plans", []):
-        touched += visit_rows_touched(child)
-    return touched
+    return sum(
+        (
+            node.get("Actual Rows", 0)
+            + node.get("Rows Removed by Filter", 0)
+            + node.get("Rows Removed by Index Recheck", 0)
+        )
+        * node.get("Actual Loops", 1)
+        for node in plan_nodes(plan)
+        if node.get("Relation Name") == "visits"
+    )
 
 
 async def examine(engine: AsyncEngine, statement: str, parameters: Any) -> tuple[str, int | None]:
@@ -142,20 +175,15 @@ async def examine(engine: AsyncEngine, statement: str, parameters: Any) -> tuple
         return "\n".join(str(row[-1]) for row in result), None
 
 
-def visit_index_accesses(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    """The nodes of a PostgreSQL plan that read ``visits`` or one of its indexes."""
-    found = []
-    if plan.get("Relation Name") == "visits" or str(plan.get("Index Name", "")).startswith(("ix_visits", "pk_visits")):
-        found.append(plan)
-    for child in plan.get("Plans", []):
-        found += visit_index_accesses(child)
-    return found
-
-
 def assert_narrowed(plan: str, touched: int | None, history: int, index: str) -> None:
     if touched is not None:  # PostgreSQL: today's rows only, not the history; and no walk of a whole index
         assert 0 < touched < history / 20, plan
-        accesses = visit_index_accesses(json.loads(plan))
+        accesses = [
+            node
+            for node in plan_nodes(json.loads(plan))
+            if node.get("Relation Name") == "visits"
+            or str(node.get("Index Name", "")).startswith(("ix_visits", "pk_visits"))
+        ]
         assert accesses, plan
         for node in accesses:
             assert node["Node Type"] != "Seq Scan", plan

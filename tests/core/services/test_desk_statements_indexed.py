@@ -25,7 +25,6 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.domain.identifiers import format_ticket
@@ -34,36 +33,12 @@ from core.domain.visits import KipiOutcome
 from core.ports import FixedClock
 from core.services.registry import Services
 from core.services.tokens import ALL_REGIONS
-from tests.core.services.test_desk_list_history import add_history
+from tests.core.services.test_desk_list_history import Captured, add_history, plan_nodes
 from tests.core.services.test_registration import DINKES, FASKES, MEJA1, MEJA2, MEJA4, VERIFIER, actor
 from tests.core.services.test_screening_service import NORMAL, all_no, pick_target
 from tests.core.services.test_verification import FakeSource, demo_people, with_sources
 
 LARGE = ("targets", "visits", "audit_events", "accounts", "corrections", "access_requests")
-_SKIP = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE|PRAGMA|SET|SHOW)\b", re.IGNORECASE)
-
-
-class Captured:
-    """The distinct statements (with one set of parameters each) an engine sends while the block runs."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine.sync_engine
-        self.seen: dict[str, Any] = {}
-
-    def _on(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, executemany: bool) -> None:
-        if not _SKIP.match(statement):
-            self.seen.setdefault(statement, parameters[0] if executemany else parameters)
-
-    def __enter__(self) -> Captured:
-        event.listen(self.engine, "before_cursor_execute", self._on)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._on)
-
-    @property
-    def statements(self) -> list[tuple[str, Any]]:
-        return list(self.seen.items())
 
 
 async def a_whole_visit(services: Services, engine: AsyncEngine) -> list[tuple[str, Any]]:
@@ -85,15 +60,8 @@ async def a_whole_visit(services: Services, engine: AsyncEngine) -> list[tuple[s
         )
         await services.vaccination.observe(meja4, visit_id, KipiOutcome.NONE, early=True)
         await services.lookup.card_for_visit(meja1, visit_id)
-    assert len(captured.seen) >= 10, list(captured.seen)
+    assert len(captured.statements) >= 10, captured.statements
     return captured.statements
-
-
-def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    nodes = [plan]
-    for child in plan.get("Plans", []):
-        nodes += _plan_nodes(child)
-    return nodes
 
 
 # A desk reads the visits of its faskes, of one person, or one visit: never a day's visits of the whole country.
@@ -120,7 +88,7 @@ async def postgres_problems(engine: AsyncEngine, statements: list[tuple[str, Any
         for statement, parameters in statements:
             raw = (await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters)).scalar_one()
             plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
-            for node in _plan_nodes(plan):
+            for node in plan_nodes(plan):
                 if node["Node Type"] == "Seq Scan" and node.get("Relation Name") in LARGE:
                     problems.append(f"sequential scan of {node['Relation Name']}: {statement}")
                 column = leading.get(node.get("Index Name", ""))
