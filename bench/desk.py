@@ -76,6 +76,11 @@ class Stats:
     errors: collections.Counter[str] = field(default_factory=collections.Counter)
     visits: int = 0
     updates: int = 0
+    ran_out: set[str] = field(default_factory=set)  # teams whose targets ran out before the run's end
+
+
+class TargetsRanOut(RuntimeError):
+    """A team served every target it was given before the run ended: what follows measures nothing."""
 
 
 class Pacer:
@@ -166,6 +171,8 @@ async def meja1(run: Run, team: Team, *, once: bool = False) -> None:
             await _put(run, team.to_meja2, w)
         if once:
             return
+    if time.perf_counter() < run.until:
+        run.stats.ran_out.add(team.faskes_code)
 
 
 async def _meja1(run: Run, team: Team, w: Walker, *, nik: bool) -> bool:
@@ -407,6 +414,12 @@ async def timed_run(
     with gc_clock:
         await asyncio.gather(*tasks)
     await marker
+    if stats.ran_out:
+        raise TargetsRanOut(
+            f"{len(stats.ran_out)} of {len(teams)} teams ran out of targets before the end of a "
+            f"{warmup + seconds:g} s run (faskes {', '.join(sorted(stats.ran_out))}): seed more targets "
+            "(--targets, --targets-pg) or shorten the runs (--seconds)"
+        )
     wall = time.perf_counter() - (start + warmup)
     cpu = cpu_seconds() - cpu_start[0]
     out = _summary(stats, wall, cpu, rate)

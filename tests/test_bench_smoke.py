@@ -17,9 +17,10 @@ from tests.servers import find_missing
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
-
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.redis
 def test_quick_harness_writes_every_figure(tmp_path: Path) -> None:
     missing = find_missing()
     if missing:
@@ -36,10 +37,12 @@ def test_quick_harness_writes_every_figure(tmp_path: Path) -> None:
             "--quick",
             "--postgres",
             "--no-whatif",
+            # Enough targets that no team runs dry: three runs per desk configuration, and the
+            # PostgreSQL configurations share one database (a team that runs dry fails its measurement).
             "--targets",
-            "2000",
+            "6000",
             "--targets-pg",
-            "2000",
+            "6000",
             "--faskes",
             "12",
             "--teams",
@@ -70,6 +73,8 @@ def test_quick_harness_writes_every_figure(tmp_path: Path) -> None:
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    raw = json.loads((tmp_path / "results.raw.json").read_text())
+    assert not raw.get("failures"), f"measurements failed: {raw.get('failures')}"
     figures = json.loads(out.read_text())
     phases = figures["run_phases"].split(",")
     assert {"floor", "desk", "lookup", "import", "sqlite", "postgres", "redis"} <= set(phases)
@@ -79,3 +84,16 @@ def test_quick_harness_writes_every_figure(tmp_path: Path) -> None:
     not_positive = {n: figures[n] for n in names if not (isinstance(figures[n], int | float) and figures[n] > 0)}
     assert not not_positive, f"figures not positive: {not_positive}"
     assert "Goals" in proc.stdout
+
+
+def test_a_team_that_runs_out_of_targets_fails_the_run() -> None:
+    """A run whose teams served every target measures an idle bot: it must fail, not report zeros."""
+    import asyncio
+    import collections
+    from datetime import timedelta
+
+    from bench.desk import TargetsRanOut, Team, timed_run
+
+    idle = Team("1501P001", None, None, None, collections.deque())  # type: ignore[arg-type]
+    with pytest.raises(TargetsRanOut, match="1 of 1 teams ran out of targets"):
+        asyncio.run(timed_run([idle], seconds=0.2, warmup=0.0, rate=None, clock_from=timedelta(0)))
