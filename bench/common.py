@@ -163,6 +163,39 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # "pid (comm) state ppid ...": comm may hold spaces, so split after its closing parenthesis.
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """CPU a server has used so far: the process, the children it has reaped (a PostgreSQL backend that
+    ended), and the children still running (the pooled backends). Linux only; 0.0 where /proc is absent."""
+    own = _stat_fields(pid)
+    if own is None:
+        return 0.0
+    # Fields from "state" on: utime, stime, cutime, cstime are the 12th to 15th.
+    total = sum(int(x) for x in own[11:15])
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == pid:
+            continue
+        f = _stat_fields(int(entry.name))
+        if f is not None and int(f[1]) == pid:
+            total += int(f[11]) + int(f[12])
+    return total / _TICKS
+
+
+def servers_cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    return {name: server_cpu_seconds(pid) for name, pid in pids.items()}
+
+
 def machine() -> dict[str, Any]:
     """What the figures were taken on."""
     model = ""

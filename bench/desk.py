@@ -45,7 +45,7 @@ from aiogram.methods import AnswerCallbackQuery
 from sqlalchemy import event, text
 
 from bench.chat import BenchSession, Person
-from bench.common import ROOT, Latencies, PersonClock, cpu_seconds, current_rss_mb
+from bench.common import ROOT, Latencies, PersonClock, cpu_seconds, current_rss_mb, servers_cpu_seconds
 
 THINK = timedelta(seconds=6)  # virtual time between two updates of one person
 OBSERVATION = timedelta(minutes=31)
@@ -393,15 +393,20 @@ async def timed_run(
     rate: float | None,
     clock_from: timedelta,
     keep_values: bool = False,
+    servers: dict[str, int] | None = None,
 ) -> dict[str, Any]:
+    """One run of every team's three desks. ``servers`` (name: pid): the CPU those server processes
+    (PostgreSQL with its backends, Redis) used over the measured part, per update, beside the bot's."""
     stats = Stats()
     start = time.perf_counter()
     run = Run(stats, until=start + warmup + seconds, measure_from=start + warmup,
               pacer=Pacer(rate) if rate else None)
     cpu_start: list[float] = []
+    servers_start: list[dict[str, float]] = []
 
     async def mark_cpu() -> None:
         await asyncio.sleep(warmup)
+        servers_start.append(servers_cpu_seconds(servers or {}))
         cpu_start.append(cpu_seconds())
 
     rss_start = current_rss_mb()
@@ -423,6 +428,11 @@ async def timed_run(
     wall = time.perf_counter() - (start + warmup)
     cpu = cpu_seconds() - cpu_start[0]
     out = _summary(stats, wall, cpu, rate)
+    if servers:
+        used = {k: v - servers_start[0][k] for k, v in servers_cpu_seconds(servers).items()}
+        out["server_cpu_s"] = used
+        out["server_cpu_ms_per_update"] = {k: 1000 * v / stats.updates if stats.updates else 0.0
+                                           for k, v in used.items()}
     out["gc"] = gc_clock.summary(wall + warmup)
     out["rss_start_mb"], out["rss_end_mb"] = rss_start, current_rss_mb()
     if keep_values:  # for merging several processes' latencies (bench/workers.py)
@@ -927,8 +937,9 @@ async def run_desk(cfg: dict[str, Any]) -> dict[str, Any]:
             result["parts"] = await parts(runtime, teams[0])
         # Each run starts its people's clocks after the last run's (PL's per-account limits count
         # on that clock): census and parts in hours 0-2, then four hours of virtual time per run.
+        servers = {k: int(v) for k, v in (cfg.get("server_pids") or {}).items()}
         result["max"] = await timed_run(teams, seconds=seconds, warmup=warmup, rate=None,
-                                        clock_from=timedelta(hours=2))
+                                        clock_from=timedelta(hours=2), servers=servers)
         if cfg.get("rate"):
             result["paced"] = await timed_run(teams, seconds=seconds, warmup=warmup, rate=float(cfg["rate"]),
                                               clock_from=timedelta(hours=6))

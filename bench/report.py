@@ -53,6 +53,10 @@ def expected_figures(phases: Iterable[str]) -> list[str]:
         names.append(f"targets_{backend}")
         if "desk" in phases:
             configs = ["sqlite"] if backend == "sqlite" else ["postgres_redis", "postgres_stock"]
+            if backend == "postgres" and "redis" in phases:
+                for c in configs:
+                    names += [f"desk_postgres_cpu_ms_per_update_{c}", f"desk_redis_cpu_ms_per_update_{c}",
+                              f"desk_machine_cpu_ms_per_update_{c}", f"desk_machine_ceiling_per_s_{c}"]
             for c in configs:
                 names += [f"desk_updates_per_s_{c}", f"desk_cpu_ms_per_update_{c}", f"desk_visits_per_s_{c}",
                           f"desk_p50_ms_{c}", f"desk_p95_ms_{c}", f"desk_p99_ms_{c}", f"desk_paced_updates_per_s_{c}",
@@ -90,6 +94,22 @@ def _floor_suffix(storage: str) -> str:
     return {"memory": "memory", "redis": "redis", "onetrip": "redis_onetrip", "inline": "memory_inline"}[storage]
 
 
+def _machine_cpu(f: dict[str, Any], config: str, run: dict[str, Any], raw: dict[str, Any]) -> None:
+    """The whole machine's CPU per desk update at saturation: the bot's and each server's (PostgreSQL with
+    its backends, Redis), which share the same cores; and the rate those cores could carry at 100 % busy."""
+    servers = run.get("server_cpu_ms_per_update") or {}
+    if not servers or not run.get("cpu_ms_per_update"):
+        return
+    total = run["cpu_ms_per_update"]
+    for name, ms in servers.items():
+        f[f"desk_{name}_cpu_ms_per_update_{config}"] = ms
+        total += ms
+    f[f"desk_machine_cpu_ms_per_update_{config}"] = total
+    cores = (raw.get("meta") or {}).get("machine_cores")
+    if cores and total > 0:
+        f[f"desk_machine_ceiling_per_s_{config}"] = 1000.0 * cores / total
+
+
 def figures(raw: dict[str, Any]) -> dict[str, Any]:
     """The flat figures from the phases' raw results."""
     f: dict[str, Any] = {}
@@ -124,6 +144,7 @@ def figures(raw: dict[str, Any]) -> dict[str, Any]:
         f[f"desk_visits_per_s_{config}"] = mx.get("visits_per_s", 0.0)
         f[f"desk_cpu_ms_per_update_{config}"] = mx.get("cpu_ms_per_update", 0.0)
         f[f"desk_max_p99_ms_{config}"] = (mx.get("latency") or {}).get("p99_ms", 0.0)
+        _machine_cpu(f, config, mx, raw)
         src = paced or mx
         lat = src.get("latency") or {}
         f[f"desk_offered_per_s_{config}"] = src.get("offered_rate", 0)
@@ -202,6 +223,7 @@ def figures(raw: dict[str, Any]) -> dict[str, Any]:
         f[f"desk_visits_per_s_{sfx}"] = w["max"]["visits_per_s"]
         f[f"desk_cpu_ms_per_update_{sfx}"] = w["max"]["cpu_ms_per_update"]
         f[f"desk_max_p99_ms_{sfx}"] = w["max"]["p99_ms"]
+        _machine_cpu(f, sfx, w["max"], raw)
         f[f"desk_missing_steps_{sfx}"] = w["max"]["missing"] + (w.get("paced") or {}).get("missing", 0)
         f[f"desk_errors_{sfx}"] = w["max"]["errors"] + (w.get("paced") or {}).get("errors", 0)
         f[f"peak_rss_mb_{sfx}"] = w["peak_rss_mb"]
@@ -319,6 +341,10 @@ def table(f: dict[str, Any], raw: dict[str, Any]) -> str:
             ("max updates/s", lambda c: f.get(f"desk_updates_per_s_{c}")),
             ("max visits/s", lambda c: f.get(f"desk_visits_per_s_{c}")),
             ("CPU ms per update (bot process)", lambda c: f.get(f"desk_cpu_ms_per_update_{c}")),
+            ("  + PostgreSQL server CPU ms", lambda c: f.get(f"desk_postgres_cpu_ms_per_update_{c}")),
+            ("  + Redis server CPU ms", lambda c: f.get(f"desk_redis_cpu_ms_per_update_{c}")),
+            ("  = machine CPU ms per update", lambda c: f.get(f"desk_machine_cpu_ms_per_update_{c}")),
+            ("  → updates/s all cores could carry", lambda c: f.get(f"desk_machine_ceiling_per_s_{c}")),
             ("p99 ms at max", lambda c: f.get(f"desk_max_p99_ms_{c}")),
             ("offered updates/s", lambda c: f.get(f"desk_offered_per_s_{c}")),
             ("achieved updates/s", lambda c: f.get(f"desk_paced_updates_per_s_{c}")),
@@ -390,6 +416,12 @@ def table(f: dict[str, Any], raw: dict[str, Any]) -> str:
         add(f"  max updates/s {_n(f[f'desk_updates_per_s_{wk}'])} ({' + '.join(_n(x) for x in per)}), "
             f"CPU ms per update {_n(f.get(f'desk_cpu_ms_per_update_{wk}'), 2)}, p99 at max "
             f"{_n(f.get(f'desk_max_p99_ms_{wk}'))} ms")
+        if f.get(f"desk_machine_cpu_ms_per_update_{wk}"):
+            add(f"  machine CPU ms per update {_n(f[f'desk_machine_cpu_ms_per_update_{wk}'], 2)} (bot "
+                f"{_n(f.get(f'desk_cpu_ms_per_update_{wk}'), 2)} + PostgreSQL "
+                f"{_n(f.get(f'desk_postgres_cpu_ms_per_update_{wk}'), 2)} + Redis "
+                f"{_n(f.get(f'desk_redis_cpu_ms_per_update_{wk}'), 2)}): "
+                f"{_n(f.get(f'desk_machine_ceiling_per_s_{wk}'))} updates/s with every core busy")
         if f.get(f"desk_offered_per_s_{wk}"):
             add(f"  offered {_n(f[f'desk_offered_per_s_{wk}'])}/s: "
                 f"achieved {_n(f[f'desk_paced_updates_per_s_{wk}'])}/s, "

@@ -245,15 +245,20 @@ def main(argv: list[str] | None = None) -> int:
                 seeded = asyncio.run(seed_postgres(dsn, url, spec, log=log))
                 raw["seed_postgres"] = seeded.to_json()
                 if "desk" in phases and redis_url:
+                    # The servers' CPU is measured beside the bot's: on one machine they share its cores.
+                    servers = {"postgres": pg_server.pid, "redis": redis_server.pid if redis_server else None}
                     log("PostgreSQL desk: Redis conversation store of bot/redis_state.py (api/runtime.build_storage)")
-                    runner.run("desk_postgres_redis", "desk", desk_cfg(args, url, redis_url, "redis", seeded))
+                    runner.run("desk_postgres_redis", "desk",
+                               desk_cfg(args, url, redis_url, "redis", seeded, servers=servers))
                     if args.workers > 1:
                         log(f"PostgreSQL desk on {args.workers} worker processes at once (the machine's capacity)")
                         runner.run_with("desk_postgres_redis_workers", lambda: run_workers(
-                            desk_cfg(args, url, redis_url, "redis", seeded, census=False), args.workers))
+                            desk_cfg(args, url, redis_url, "redis", seeded, census=False, servers=servers),
+                            args.workers))
                     if "onetrip" not in args.skip:
                         log("PostgreSQL desk: aiogram's RedisStorage with event isolation instead (the stock store)")
-                        runner.run("desk_postgres_stock", "desk", desk_cfg(args, url, redis_url, "stock", seeded))
+                        runner.run("desk_postgres_stock", "desk",
+                                   desk_cfg(args, url, redis_url, "stock", seeded, servers=servers))
                     if args.whatif:
                         log("PostgreSQL desk, the hot-path changes added one after the other to a stock build: "
                             "inline sync filters, actor cache, gc.freeze, the two-trip Redis store")
@@ -301,8 +306,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def desk_cfg(args: argparse.Namespace, url: str, redis_url: str | None, storage: str, seeded: Any,
-             *, census: bool = True, paced: bool = True, tuning: list[str] | None = None) -> dict[str, Any]:
+             *, census: bool = True, paced: bool = True, tuning: list[str] | None = None,
+             servers: dict[str, int | None] | None = None) -> dict[str, Any]:
     return {
+        "server_pids": {k: v for k, v in (servers or {}).items() if v},
         "tuning": tuning or [],
         "database_url": url,
         "redis_url": redis_url,

@@ -50,7 +50,8 @@ async def run_desk_worker(cfg: dict[str, Any]) -> dict[str, Any]:
             begin = start_at + i * (seconds + warmup + float(cfg["gap"]))
             await asyncio.sleep(max(0.0, begin - time.time()))
             out[name] = await timed_run(
-                teams, seconds=seconds, warmup=warmup, rate=rate, clock_from=timedelta(hours=hour), keep_values=True
+                teams, seconds=seconds, warmup=warmup, rate=rate, clock_from=timedelta(hours=hour), keep_values=True,
+                servers={k: int(v) for k, v in (cfg.get("server_pids") or {}).items()},
             )
         return out
     finally:
@@ -115,6 +116,11 @@ def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
             "missing": sum(sum(p["missing"].values()) for p in parts),
             "errors": sum(sum(p["errors"].values()) for p in parts),
             "per_worker_per_s": [p["per_s"] for p in parts],
+            # Every worker watched the same servers over the same window: their mean, over all updates.
+            "server_cpu_ms_per_update": {
+                k: 1000 * sum(p["server_cpu_s"][k] for p in parts) / len(parts) / updates if updates else 0.0
+                for k in (parts[0].get("server_cpu_s") or {})
+            },
             "missing_text": {k: v for p in parts for k, v in (p.get("missing_text") or {}).items()},
         }
     return out

@@ -97,3 +97,44 @@ def test_a_team_that_runs_out_of_targets_fails_the_run() -> None:
     idle = Team("1501P001", None, None, None, collections.deque())  # type: ignore[arg-type]
     with pytest.raises(TargetsRanOut, match="1 of 1 teams ran out of targets"):
         asyncio.run(timed_run([idle], seconds=0.2, warmup=0.0, rate=None, clock_from=timedelta(0)))
+
+
+BURN = """
+import sys, time
+t = time.process_time()
+while time.process_time() - t < 0.3:
+    pass
+open(sys.argv[1], "w").close()
+time.sleep(float(sys.argv[2]))
+"""
+
+SERVER = """
+import subprocess, sys, time
+ended = subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2] + ".ended", "0"])
+ended.wait()  # reaped: its CPU moves to this process's children's time, as a finished backend's does
+running = subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2] + ".running", "60"])
+time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_server_cpu_counts_the_process_its_finished_and_its_running_children(tmp_path: Path) -> None:
+    """The bench charges a server (PostgreSQL with its backends) with its own CPU, the backends that ended
+    and the backends still running: here two children that each burn 0.3 s of CPU."""
+    import time
+
+    from bench.common import server_cpu_seconds
+
+    marker = tmp_path / "burn"
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, BURN, str(marker)])
+    try:
+        deadline = time.monotonic() + 30
+        while not Path(f"{marker}.running").exists():
+            assert time.monotonic() < deadline, "the burning children did not finish"
+            time.sleep(0.05)
+        used = server_cpu_seconds(proc.pid)
+        assert used >= 0.55, used  # both children's 0.6 s (ticks of 10 ms may round each down a little)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert server_cpu_seconds(proc.pid) == 0.0  # a process that is gone counts nothing
