@@ -45,7 +45,15 @@ from aiogram.methods import AnswerCallbackQuery
 from sqlalchemy import event, text
 
 from bench.chat import BenchSession, Person
-from bench.common import ROOT, Latencies, PersonClock, cpu_seconds, current_rss_mb, servers_cpu_seconds
+from bench.common import (
+    ROOT,
+    Latencies,
+    PersonClock,
+    cpu_seconds,
+    current_rss_mb,
+    servers_cpu_ns,
+    servers_cpu_seconds,
+)
 
 THINK = timedelta(seconds=6)  # virtual time between two updates of one person
 OBSERVATION = timedelta(minutes=31)
@@ -491,9 +499,12 @@ def _summary(stats: Stats, wall: float, cpu: float, rate: float | None) -> dict[
     }
 
 
-async def census(runtime: Any, team: Team, *, visits: int, redis: Any, profile: bool) -> dict[str, Any]:
+async def census(runtime: Any, team: Team, *, visits: int, redis: Any, profile: bool,
+                 servers: dict[str, int] | None = None) -> dict[str, Any]:
     """One team, one update at a time, after one warm-up visit: SQL statements, Redis round trips,
-    CPU and wall time per step, the SQL of one visit, and (``profile``) where the CPU goes."""
+    CPU and wall time per step (the bot's, and each of ``servers``'), the SQL of one visit, and
+    (``profile``) where the CPU goes."""
+    servers = servers or {}
     from bench.floor import RoundTrips
 
     sql = [0]
@@ -511,12 +522,19 @@ async def census(runtime: Any, team: Team, *, visits: int, redis: Any, profile: 
     trips = RoundTrips()
     hops = ThreadHops()
 
+    server_ns: dict[str, list[dict[str, int]]] = collections.defaultdict(list)
+
     def snapshot() -> tuple[Any, ...]:
-        return sql[0], trips.count, time.process_time(), time.perf_counter(), hops.count
+        # The servers are read first and last, so that reading /proc is in neither clock of the step.
+        ns = servers_cpu_ns(servers) if servers else {}
+        return sql[0], trips.count, time.process_time(), time.perf_counter(), hops.count, ns
 
     def record(name: str, before: tuple[Any, ...]) -> None:
         per_step[name].append((sql[0] - before[0], trips.count - before[1], time.process_time() - before[2],
                                time.perf_counter() - before[3], hops.count - before[4]))
+        if servers:
+            after = servers_cpu_ns(servers)
+            server_ns[name].append({k: after[k] - before[5][k] for k in after})
 
     async def visit(run: Run) -> bool:
         if not team.walkers:
@@ -582,6 +600,13 @@ async def census(runtime: Any, team: Team, *, visits: int, redis: Any, profile: 
         out["sequential_cpu_ms_per_update"] = 1000 * sum(r[2] for r in rows) / len(rows)
         out["sequential_ms_per_update"] = 1000 * sum(r[3] for r in rows) / len(rows)
         out["thread_hops_per_update"] = sum(r[4] for r in rows) / len(rows)
+    if server_ns:
+        out["server_cpu_ms_per_step"] = {
+            step: {k: sum(r[k] for r in v) / len(v) / 1e6 for k in servers} for step, v in server_ns.items()
+        }
+        every = [r for v in server_ns.values() for r in v]
+        out["sequential_server_cpu_ms_per_update"] = {k: sum(r[k] for r in every) / len(every) / 1e6
+                                                      for k in servers}
     out.update(txn.summary(len(rows)))
     if stats.visits:
         out["sql_per_visit"] = sum(r[0] for r in rows) / stats.visits
@@ -933,6 +958,7 @@ async def run_desk(cfg: dict[str, Any]) -> dict[str, Any]:
             result["census"] = await census(
                 runtime, teams[0], visits=int(cfg["census_visits"]), redis=runtime.redis,
                 profile=bool(cfg.get("profile")),
+                servers={k: int(v) for k, v in (cfg.get("server_pids") or {}).items()},
             )
             result["parts"] = await parts(runtime, teams[0])
         # Each run starts its people's clocks after the last run's (PL's per-account limits count

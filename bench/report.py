@@ -182,6 +182,11 @@ def figures(raw: dict[str, Any]) -> dict[str, Any]:
             f[f"desk_step_{step}_sql_{config}"] = n
         for step, n in (c.get("cpu_ms_per_step") or {}).items():
             f[f"desk_step_{step}_cpu_ms_{config}"] = n
+        for step, per_server in (c.get("server_cpu_ms_per_step") or {}).items():
+            for name, ms in per_server.items():
+                f[f"desk_step_{step}_{name}_cpu_ms_{config}"] = ms
+        for name, ms in (c.get("sequential_server_cpu_ms_per_update") or {}).items():
+            f[f"desk_sequential_{name}_cpu_ms_per_update_{config}"] = ms
         for pkg, share in (c.get("cpu_share_by_package") or {}).items():
             f[f"desk_cpu_share_{_slug(pkg)}_{config}"] = share
         for part, r in (d.get("parts") or {}).items():
@@ -356,6 +361,8 @@ def table(f: dict[str, Any], raw: dict[str, Any]) -> str:
              if f.get(f"desk_easy_offered_per_s_{c}") else None),
             ("one at a time, ms per update", lambda c: f.get(f"desk_sequential_ms_per_update_{c}")),
             ("one at a time, CPU ms per update", lambda c: f.get(f"desk_sequential_cpu_ms_per_update_{c}")),
+            ("  + PostgreSQL server CPU ms", lambda c: f.get(f"desk_sequential_postgres_cpu_ms_per_update_{c}")),
+            ("  + Redis server CPU ms", lambda c: f.get(f"desk_sequential_redis_cpu_ms_per_update_{c}")),
             ("SQL statements per update", lambda c: f.get(f"desk_sql_per_update_{c}")),
             ("SQL statements per visit", lambda c: f.get(f"desk_sql_per_visit_{c}")),
             ("updates per visit", lambda c: f.get(f"desk_updates_per_visit_{c}")),
@@ -386,6 +393,17 @@ def table(f: dict[str, Any], raw: dict[str, Any]) -> str:
                 sql = f.get(f"desk_step_{step}_sql_{c}")
                 cells.append(f"{_n(p50)} / {_n(p99)} ms, {_n(sql)} SQL")
             add(f"  {step:16}" + "".join(f"{c:>28}" for c in cells))
+        with_servers = [c for c in configs if f.get(f"desk_sequential_postgres_cpu_ms_per_update_{c}")]
+        if with_servers:
+            add("")
+            add("  per step, one update at a time: CPU ms of the bot / PostgreSQL / Redis")
+            add(f"  {'':16}" + "".join(f"{c:>28}" for c in with_servers))
+            for step in STEPS:
+                if not any(f.get(f"desk_step_{step}_cpu_ms_{c}") for c in with_servers):
+                    continue
+                cells = ["/".join(_n(f.get(f"desk_step_{step}_{part}_ms_{c}"), 2)
+                                  for part in ("cpu", "postgres_cpu", "redis_cpu")) for c in with_servers]
+                add(f"  {step:16}" + "".join(f"{x:>28}" for x in cells))
         shares = {c: (raw.get(f"desk_{c}") or {}).get("census", {}).get("cpu_share_by_package") or {} for c in configs}
         if any(shares.values()):
             add("")
@@ -481,7 +499,16 @@ def table(f: dict[str, Any], raw: dict[str, Any]) -> str:
             add(f"  –  {goal}: not measured in this run")
             continue
         ok = v >= bound if op == ">=" else v <= bound
-        add(f"  {'✓' if ok else '✗'}  {goal}: {_n(v, 2)} {unit} (goal {op} {_n(bound)})")
+        note = ""
+        if name.startswith("desk_p99_ms_"):
+            # A latency "at 1,000/s" counts only if the bot carried that load: a few people waiting on a
+            # saturated bot see a short queue (a closed loop), not the latency of the offered rate.
+            sfx = name.removeprefix("desk_p99_ms_")
+            offered, achieved = f.get(f"desk_offered_per_s_{sfx}"), f.get(f"desk_paced_updates_per_s_{sfx}")
+            if offered and achieved is not None and achieved < 0.95 * offered:
+                ok = False
+                note = f"; carried only {_n(achieved)} of the {_n(offered)}/s offered"
+        add(f"  {'✓' if ok else '✗'}  {goal}: {_n(v, 2)} {unit} (goal {op} {_n(bound)}{note})")
     return "\n".join(lines)
 
 
