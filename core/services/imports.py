@@ -22,6 +22,7 @@ import csv
 import gc
 import io
 import logging
+import operator
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -69,12 +70,16 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CHUNK_ROWS: Final = 10_000
-#: PostgreSQL takes chunks by COPY, each in a savepoint, up to 60 of them: 1.5 M rows in 25,000-row chunks.
-CHUNK_ROWS_POSTGRES: Final = 25_000
+#: SQLite: larger chunks, each written in NIK order, keep the index writes close together (1.47 M rows:
+#: 78-81 k rows/s in 10,000-row chunks, 85-87 k in 40,000, docs/performance.md).
+CHUNK_ROWS: Final = 40_000
+#: PostgreSQL takes chunks by COPY, each in a savepoint, up to 60 of them: 3 M rows in 50,000-row chunks
+#: (1.47 M rows: 64 k rows/s in 25,000-row chunks, 68 k in 50,000).
+CHUNK_ROWS_POSTGRES: Final = 50_000
 _LOOKUP_ROWS: Final = 5_000  # NIKs per IN (...) look-up
 _RETRIES: Final = 3
 _TARGETS: Final[Table] = models.Base.metadata.tables["targets"]
+_BY_NIK: Final = operator.itemgetter(1)  # ValidRow.nik
 
 #: ``progress(rows_read, total)``; ``total`` is an estimate (lines or sheet rows), None if unknown.
 Progress = Callable[[int, int | None], None]
@@ -539,11 +544,15 @@ class ImportService:
     ) -> tuple[int, int, int, list[RowIssue]]:
         """Insert the chunk's rows with fresh tickets. When some did not go in, look them up: a NIK PL
         holds is an existing target; a ticket PL holds (rare: 31⁹ tickets) is drawn again, up to
-        ``_RETRIES`` draws, then ``Conflict``."""
-        todo, created = chunk, 0
+        ``_RETRIES`` draws, then ``Conflict``.
+
+        The rows go in NIK order and the tickets in their own order: both unique indexes then take the
+        chunk as one walk from left to right instead of jumps to random pages (1.47 M rows: +15 % on SQLite,
+        +10 % on PostgreSQL). Which new ticket a row gets is random either way."""
+        todo, created = sorted(chunk, key=_BY_NIK), 0
         existing: dict[str, Any] = {}
         for attempt in range(_RETRIES):
-            tickets = await self._fresh_tickets(uow, len(todo))
+            tickets = sorted(await self._fresh_tickets(uow, len(todo)))
             inserted = await run.inserter.insert(todo, tickets, source=run.source, now=run.now)
             created += inserted
             if inserted == len(todo):

@@ -627,3 +627,26 @@ async def test_collection_thresholds_come_back(imports: ImportService, tmp_path)
     before = gc.get_threshold()
     await imports.run(write_csv(tmp_path / "gc.csv", [row()]))
     assert gc.get_threshold() == before
+
+
+async def test_a_chunk_goes_in_by_nik_with_its_tickets_in_order(
+    imports: ImportService, ctx: CoreContext, tmp_path
+) -> None:
+    """Rows are written in NIK order and the drawn tickets in theirs, so that both unique indexes take a
+    chunk as one walk (the import's speed depends on it; docs/performance.md). The file's order is not."""
+    rng = random.Random(9)
+    rows = [person(i, rng) for i in range(40)]
+    rng.shuffle(rows)
+    assert [r[1] for r in rows] != sorted(r[1] for r in rows)
+    report = await imports.run(write_csv(tmp_path / "shuffled.csv", rows))
+    assert report.created == 40
+    async with ctx.uow() as uow:
+        stored = (
+            await uow.session.execute(
+                select(models.Target.nik, models.Target.ticket)
+                .where(models.Target.nik.in_([r[1] for r in rows]))
+                .order_by(models.Target.id)
+            )
+        ).all()
+    assert [s.nik for s in stored] == sorted(r[1] for r in rows)
+    assert [s.ticket for s in stored] == sorted(s.ticket for s in stored)
