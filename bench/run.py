@@ -92,7 +92,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json", help="where the figures go")
     ap.add_argument("--report-only", type=Path, nargs="+", metavar="RAW",
                     help="measure nothing: render the figures and the table again from raw results "
-                         "(later files override earlier ones, phase by phase)")
+                         "(later files override earlier ones, phase by phase; several files are also "
+                         "written merged beside --out)")
     args = ap.parse_args(argv)
     base = QUICK if args.quick else FULL
     for key, value in base.items():
@@ -151,6 +152,11 @@ def report_only(args: argparse.Namespace) -> int:
     for path in args.report_only:
         part = json.loads(path.read_text())
         meta = {**raw.get("meta", {}), **part.get("meta", {})}
+        if raw.get("meta", {}).get("run_started_at"):
+            # The first file's run names the figures; each later one is listed with the phases it brought.
+            meta["run_started_at"] = raw["meta"]["run_started_at"]
+            later = f"{part.get('meta', {}).get('run_started_at', '?')} ({part.get('meta', {}).get('run_phases', '')})"
+            meta["run_merged_from"] = "; ".join(filter(None, [raw["meta"].get("run_merged_from"), later]))
         if raw.get("meta", {}).get("run_phases"):
             meta["run_phases"] = ",".join(sorted(set(raw["meta"]["run_phases"].split(","))
                                                  | set(part.get("meta", {}).get("run_phases", "").split(","))))
@@ -158,6 +164,8 @@ def report_only(args: argparse.Namespace) -> int:
         raw["meta"] = meta
     figures = report.figures(raw)
     report.write(args.out, figures, raw)
+    if len(args.report_only) > 1:  # the merged raw results beside the figures, as a measuring run leaves them
+        args.out.with_name(args.out.stem + ".raw.json").write_text(json.dumps(raw, indent=1, default=str) + "\n")
     print(report.table(figures, raw))
     return 0
 
