@@ -151,15 +151,16 @@ def report_only(args: argparse.Namespace) -> int:
     raw: dict[str, Any] = {}
     for path in args.report_only:
         part = json.loads(path.read_text())
-        meta = {**raw.get("meta", {}), **part.get("meta", {})}
-        if raw.get("meta", {}).get("run_started_at"):
-            # The first file's run names the figures; each later one is listed with the phases it brought.
-            meta["run_started_at"] = raw["meta"]["run_started_at"]
-            later = f"{part.get('meta', {}).get('run_started_at', '?')} ({part.get('meta', {}).get('run_phases', '')})"
-            meta["run_merged_from"] = "; ".join(filter(None, [raw["meta"].get("run_merged_from"), later]))
-        if raw.get("meta", {}).get("run_phases"):
-            meta["run_phases"] = ",".join(sorted(set(raw["meta"]["run_phases"].split(","))
-                                                 | set(part.get("meta", {}).get("run_phases", "").split(","))))
+        theirs = part.get("meta", {})
+        meta = dict(raw.get("meta") or theirs)  # the first run's machine, kind and start name the figures
+        if raw:
+            # A later run adds its phases, listed with when it ran.
+            later = f"{theirs.get('run_started_at', '?')} ({theirs.get('run_phases', '')})"
+            meta["run_merged_from"] = "; ".join(filter(None, [meta.get("run_merged_from"), later]))
+            meta["run_phases"] = ",".join(sorted(set(filter(None, meta.get("run_phases", "").split(",")))
+                                                 | set(filter(None, theirs.get("run_phases", "").split(",")))))
+            for key in ("run_pg_durable",):
+                meta.setdefault(key, theirs.get(key))
         raw.update(part)
         raw["meta"] = meta
     figures = report.figures(raw)
