@@ -138,3 +138,30 @@ def test_server_cpu_counts_the_process_its_finished_and_its_running_children(tmp
         proc.kill()
         proc.wait()
     assert server_cpu_seconds(proc.pid) == 0.0  # a process that is gone counts nothing
+
+
+def test_report_only_merges_runs_under_the_first_runs_machine(tmp_path: Path) -> None:
+    """`--report-only A B`: B's phases override A's, the figures keep A's machine and start, B is listed
+    with when it ran, and the merged raw results are written beside the figures."""
+    from bench.run import main
+
+    first = {
+        "meta": {"run_started_at": "T1", "run_phases": "desk,sqlite", "machine_cores": 2, "run_kind": "full"},
+        "import_csv_sqlite": {"rows": 10, "seconds": 1.0, "rows_per_s": 10.0},
+    }
+    later = {
+        "meta": {"run_started_at": "T2", "run_phases": "import,sqlite", "machine_cores": 8, "run_kind": "quick"},
+        "import_csv_sqlite": {"rows": 10, "seconds": 0.5, "rows_per_s": 20.0},
+    }
+    a, b = tmp_path / "a.raw.json", tmp_path / "b.raw.json"
+    a.write_text(json.dumps(first))
+    b.write_text(json.dumps(later))
+    out = tmp_path / "results.json"
+    assert main(["--report-only", str(a), str(b), "--out", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures["import_rows_per_s_csv"] == 20.0
+    assert (figures["run_started_at"], figures["machine_cores"], figures["run_kind"]) == ("T1", 2, "full")
+    assert figures["run_merged_from"] == "T2 (import,sqlite)"
+    assert figures["run_phases"] == "desk,import,sqlite"
+    merged = json.loads((tmp_path / "results.raw.json").read_text())
+    assert merged["import_csv_sqlite"]["rows_per_s"] == 20.0 and merged["meta"]["run_started_at"] == "T1"
