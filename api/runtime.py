@@ -95,7 +95,9 @@ def build_storage(settings: Settings) -> tuple[BaseStorage, object | None, objec
 
 
 def build_runtime(settings: Settings, *, clock: Clock | None = None, bot_session: object | None = None) -> Runtime:
-    engine = create_engine(settings.database_url)
+    engine = create_engine(
+        settings.database_url, pool_size=settings.database_pool_size, max_overflow=settings.database_max_overflow
+    )
     storage, redis, isolation = build_storage(settings)
     services = build_services(
         engine,

@@ -81,6 +81,14 @@ class Settings(BaseSettings):
         default=f"sqlite+aiosqlite:///{Path('frontdesk.db').resolve()}",
         description="The PL database. Default: a SQLite file in the working directory.",
     )
+    # Few connections per process on purpose: under load, more transactions at once only queue on PL's locks
+    # (the audit chain's head) while the event loop keeps their holders waiting (docs/performance.md).
+    database_pool_size: int = Field(
+        default=6, ge=1, description="PostgreSQL connections each process keeps open (docs/scaling.md)."
+    )
+    database_max_overflow: int = Field(
+        default=0, ge=0, description="Further PostgreSQL connections a process may open under load."
+    )
     redis_url: str | None = Field(default=None, description="Conversation state in Redis; unset: in-memory state.")
     telegram_bot_token: SecretStr | None = Field(default=None, description="The bot (single-bot deployments).")
     telegram_bot_tokens: SecretStr | None = Field(

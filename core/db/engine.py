@@ -20,9 +20,17 @@ _IDLE_SINCE = "pcare_idle_since"
 
 
 def create_engine(
-    url: str, *, echo: bool = False, pool_size: int = 10, idle_ping_seconds: float = IDLE_PING_SECONDS
+    url: str,
+    *,
+    echo: bool = False,
+    pool_size: int = 10,
+    max_overflow: int | None = None,
+    idle_ping_seconds: float = IDLE_PING_SECONDS,
 ) -> AsyncEngine:
-    """Build the engine. Nothing calls this at import time: the composition root does."""
+    """Build the engine. Nothing calls this at import time: the composition root does.
+
+    ``pool_size`` and ``max_overflow`` (default: twice the pool) bound a PostgreSQL process's connections, and so
+    how many transactions it runs at once (SQLite ignores them)."""
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
         return _sqlite_engine(url, echo=echo)
@@ -31,7 +39,7 @@ def create_engine(
             url,
             echo=echo,
             pool_size=pool_size,
-            max_overflow=pool_size * 2,
+            max_overflow=pool_size * 2 if max_overflow is None else max_overflow,
             pool_timeout=10,
             connect_args={"timeout": 5, "command_timeout": 15},
         )
