@@ -381,29 +381,23 @@ def table(f: dict[str, Any], raw: dict[str, Any]) -> str:
         ]
         for label, get in rows:
             add(f"  {label:34}" + "".join(f"{_n(get(c)):>18}" for c in configs))
-        add("")
-        add("  per step: p50 / p99 ms (at the easy load) and SQL statements")
-        add(f"  {'':16}" + "".join(f"{c:>28}" for c in configs))
-        for step in STEPS:
-            if not any(f.get(f"desk_step_{step}_p50_ms_{c}") for c in configs):
-                continue
-            cells = []
-            for c in configs:
-                p50, p99 = f.get(f"desk_step_{step}_p50_ms_{c}"), f.get(f"desk_step_{step}_p99_ms_{c}")
-                sql = f.get(f"desk_step_{step}_sql_{c}")
-                cells.append(f"{_n(p50)} / {_n(p99)} ms, {_n(sql)} SQL")
-            add(f"  {step:16}" + "".join(f"{c:>28}" for c in cells))
+        def step_table(title: str, columns: list[str], shown: str, cell: Any) -> None:
+            """One row per step that has figure ``desk_step_<step>_<shown>_<c>`` in some column."""
+            add("")
+            add(f"  {title}")
+            add(f"  {'':16}" + "".join(f"{c:>28}" for c in columns))
+            for step in STEPS:
+                if any(f.get(f"desk_step_{step}_{shown}_{c}") for c in columns):
+                    add(f"  {step:16}" + "".join(f"{cell(step, c):>28}" for c in columns))
+
+        step_table("per step: p50 / p99 ms (at the easy load) and SQL statements", configs, "p50_ms",
+                   lambda s, c: f"{_n(f.get(f'desk_step_{s}_p50_ms_{c}'))} / {_n(f.get(f'desk_step_{s}_p99_ms_{c}'))} "
+                                f"ms, {_n(f.get(f'desk_step_{s}_sql_{c}'))} SQL")
         with_servers = [c for c in configs if f.get(f"desk_sequential_postgres_cpu_ms_per_update_{c}")]
         if with_servers:
-            add("")
-            add("  per step, one update at a time: CPU ms of the bot / PostgreSQL / Redis")
-            add(f"  {'':16}" + "".join(f"{c:>28}" for c in with_servers))
-            for step in STEPS:
-                if not any(f.get(f"desk_step_{step}_cpu_ms_{c}") for c in with_servers):
-                    continue
-                cells = ["/".join(_n(f.get(f"desk_step_{step}_{part}_ms_{c}"), 2)
-                                  for part in ("cpu", "postgres_cpu", "redis_cpu")) for c in with_servers]
-                add(f"  {step:16}" + "".join(f"{x:>28}" for x in cells))
+            step_table("per step, one update at a time: CPU ms of the bot / PostgreSQL / Redis", with_servers, "cpu_ms",
+                       lambda s, c: "/".join(_n(f.get(f"desk_step_{s}_{part}_ms_{c}"), 2)
+                                             for part in ("cpu", "postgres_cpu", "redis_cpu")))
         shares = {c: (raw.get(f"desk_{c}") or {}).get("census", {}).get("cpu_share_by_package") or {} for c in configs}
         if any(shares.values()):
             add("")
