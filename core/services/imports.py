@@ -71,10 +71,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: SQLite: larger chunks, each written in NIK order, keep the index writes close together (1.47 M rows:
-#: 78-81 k rows/s in 10,000-row chunks, 85-87 k in 40,000, docs/performance.md).
+#: 74-81 k rows/s in 10,000-row chunks, 84-87 k in 40,000; docs/performance.md).
 CHUNK_ROWS: Final = 40_000
 #: PostgreSQL takes chunks by COPY, each in a savepoint, up to 60 of them: 3 M rows in 50,000-row chunks
-#: (1.47 M rows: 64 k rows/s in 25,000-row chunks, 68 k in 50,000).
+#: (1.47 M rows, two runs each: 64 k rows/s in 25,000-row chunks, 68 k in 50,000).
 CHUNK_ROWS_POSTGRES: Final = 50_000
 _LOOKUP_ROWS: Final = 5_000  # NIKs per IN (...) look-up
 _RETRIES: Final = 3
@@ -547,8 +547,8 @@ class ImportService:
         ``_RETRIES`` draws, then ``Conflict``.
 
         The rows go in NIK order and the tickets in their own order: both unique indexes then take the
-        chunk as one walk from left to right instead of jumps to random pages (1.47 M rows: +15 % on SQLite,
-        +10 % on PostgreSQL). Which new ticket a row gets is random either way."""
+        chunk as one walk from left to right instead of jumps to random pages (1.47 M rows, with the larger
+        chunks: +20 % on SQLite and on PostgreSQL). Which new ticket a row gets is random either way."""
         todo, created = sorted(chunk, key=_BY_NIK), 0
         existing: dict[str, Any] = {}
         for attempt in range(_RETRIES):
