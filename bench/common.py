@@ -175,25 +175,31 @@ def _stat_fields(pid: int) -> list[str] | None:
     return raw[raw.rindex(")") + 2 :].split()
 
 
-def server_cpu_seconds(pid: int) -> float:
-    """CPU a server has used so far: the process, the children it has reaped (a PostgreSQL backend that
-    ended), and the children still running (the pooled backends). Linux only; 0.0 where /proc is absent."""
-    own = _stat_fields(pid)
-    if own is None:
-        return 0.0
-    # Fields from "state" on: utime, stime, cutime, cstime are the 12th to 15th.
-    total = sum(int(x) for x in own[11:15])
+def _children(pids: Iterable[int]) -> dict[int, list[int]]:
+    """The running children of each of ``pids``, from one walk of /proc."""
+    children: dict[int, list[int]] = {pid: [] for pid in pids}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == pid:
-            continue
-        f = _stat_fields(int(entry.name))
-        if f is not None and int(f[1]) == pid:
-            total += int(f[11]) + int(f[12])
-    return total / _TICKS
+        if entry.name.isdigit():
+            f = _stat_fields(int(entry.name))
+            if f is not None and int(f[1]) in children:
+                children[int(f[1])].append(int(entry.name))
+    return children
+
+
+def _ticks(pid: int, fields: slice) -> int:
+    f = _stat_fields(pid)
+    return sum(int(x) for x in f[fields]) if f is not None else 0
 
 
 def servers_cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
-    return {name: server_cpu_seconds(pid) for name, pid in pids.items()}
+    """CPU each server has used so far: the process, the children it has reaped (a PostgreSQL backend that
+    ended), and the children still running (the pooled backends). Linux only; 0.0 where /proc is absent."""
+    children = _children(pids.values())
+    # Fields from "state" on: utime, stime, cutime, cstime are the 12th to 15th.
+    return {
+        name: (_ticks(pid, slice(11, 15)) + sum(_ticks(c, slice(11, 13)) for c in children[pid])) / _TICKS
+        for name, pid in pids.items()
+    }
 
 
 def _ran_ns(pid: int) -> int:
@@ -205,14 +211,9 @@ def _ran_ns(pid: int) -> int:
 
 def servers_cpu_ns(pids: dict[str, int]) -> dict[str, int]:
     """Nanosecond CPU time of each server and its running children (``/proc/PID/schedstat``): fine enough
-    for one update at a time, where ``server_cpu_seconds``'s 10 ms ticks are not. A child that ends in
+    for one update at a time, where ``servers_cpu_seconds``'s 10 ms ticks are not. A child that ends in
     between is lost, so use it only where the children stay (a pool's backends during the census)."""
-    children: dict[int, list[int]] = {pid: [] for pid in pids.values()}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            f = _stat_fields(int(entry.name))
-            if f is not None and int(f[1]) in children:
-                children[int(f[1])].append(int(entry.name))
+    children = _children(pids.values())
     return {name: _ran_ns(pid) + sum(_ran_ns(c) for c in children[pid]) for name, pid in pids.items()}
 
 

@@ -951,19 +951,18 @@ async def run_desk(cfg: dict[str, Any]) -> dict[str, Any]:
         if cfg.get("ladder"):
             result["ladder"] = await ladder(runtime, teams, cfg)
             return result
+        servers: dict[str, int] = cfg.get("server_pids") or {}  # name: pid, measured beside the bot
         if tuning:
             apply_tuning(runtime, tuning)
         settle_heap()  # as a serving process does once it is built (api/main.py)
         if cfg.get("census_visits"):
             result["census"] = await census(
                 runtime, teams[0], visits=int(cfg["census_visits"]), redis=runtime.redis,
-                profile=bool(cfg.get("profile")),
-                servers={k: int(v) for k, v in (cfg.get("server_pids") or {}).items()},
+                profile=bool(cfg.get("profile")), servers=servers,
             )
             result["parts"] = await parts(runtime, teams[0])
         # Each run starts its people's clocks after the last run's (PL's per-account limits count
         # on that clock): census and parts in hours 0-2, then four hours of virtual time per run.
-        servers = {k: int(v) for k, v in (cfg.get("server_pids") or {}).items()}
         result["max"] = await timed_run(teams, seconds=seconds, warmup=warmup, rate=None,
                                         clock_from=timedelta(hours=2), servers=servers)
         if cfg.get("rate"):

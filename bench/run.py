@@ -159,8 +159,8 @@ def report_only(args: argparse.Namespace) -> int:
             meta["run_merged_from"] = "; ".join(filter(None, [meta.get("run_merged_from"), later]))
             meta["run_phases"] = ",".join(sorted(set(filter(None, meta.get("run_phases", "").split(",")))
                                                  | set(filter(None, theirs.get("run_phases", "").split(",")))))
-            for key in ("run_pg_durable",):
-                meta.setdefault(key, theirs.get(key))
+            if "run_pg_durable" in theirs:
+                meta.setdefault("run_pg_durable", theirs["run_pg_durable"])
         raw.update(part)
         raw["meta"] = meta
     figures = report.figures(raw)

@@ -51,7 +51,7 @@ async def run_desk_worker(cfg: dict[str, Any]) -> dict[str, Any]:
             await asyncio.sleep(max(0.0, begin - time.time()))
             out[name] = await timed_run(
                 teams, seconds=seconds, warmup=warmup, rate=rate, clock_from=timedelta(hours=hour), keep_values=True,
-                servers={k: int(v) for k, v in (cfg.get("server_pids") or {}).items()},
+                servers=cfg.get("server_pids"),
             )
         return out
     finally:

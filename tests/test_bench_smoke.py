@@ -123,7 +123,7 @@ def test_server_cpu_counts_the_process_its_finished_and_its_running_children(tmp
     and the backends still running: here two children that each burn 0.3 s of CPU."""
     import time
 
-    from bench.common import server_cpu_seconds
+    from bench.common import servers_cpu_seconds
 
     marker = tmp_path / "burn"
     proc = subprocess.Popen([sys.executable, "-c", SERVER, BURN, str(marker)])
@@ -132,12 +132,12 @@ def test_server_cpu_counts_the_process_its_finished_and_its_running_children(tmp
         while not Path(f"{marker}.running").exists():
             assert time.monotonic() < deadline, "the burning children did not finish"
             time.sleep(0.05)
-        used = server_cpu_seconds(proc.pid)
+        used = servers_cpu_seconds({"server": proc.pid})["server"]
         assert used >= 0.55, used  # both children's 0.6 s (ticks of 10 ms may round each down a little)
     finally:
         proc.kill()
         proc.wait()
-    assert server_cpu_seconds(proc.pid) == 0.0  # a process that is gone counts nothing
+    assert servers_cpu_seconds({"server": proc.pid}) == {"server": 0.0}  # a process that is gone counts nothing
 
 
 def test_report_only_merges_runs_under_the_first_runs_machine(tmp_path: Path) -> None:
