@@ -27,6 +27,14 @@ class FrontdeskError(Exception):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.key!r}, {self.params!r})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled whole, reason and params (an import's reading process sends its errors to its parent)."""
+        return _restore, (type(self), self.reason, self.params)
+
+
+def _restore(cls: type[FrontdeskError], reason: str | None, params: dict[str, Any]) -> FrontdeskError:
+    return cls(reason, **params)
+
 
 class InvalidInput(FrontdeskError):
     """A value typed by a person does not have the expected form."""

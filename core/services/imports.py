@@ -5,8 +5,9 @@ the csv module for text), validates every row (:mod:`core.domain.imports`), and 
 targets, each with a fresh ticket, in **one transaction**: a file that cannot be read to its end, or a
 database failure half-way, leaves nothing behind. Rows are written in chunks straight through the
 driver on the unit of work's connection (:mod:`core.db.bulk`: sqlite3 ``executemany``, PostgreSQL
-``COPY``), skipping NIKs PL holds; on PostgreSQL a chunk is written while the next one is read and
-validated. Only when fewer rows went in than were sent does the chunk look at PL: a NIK PL holds is
+``COPY``), skipping NIKs PL holds. A file of :data:`READ_APART_BYTES` or more is read and validated in a
+second process (:mod:`core.services.import_rows`) while this one writes; on PostgreSQL a chunk is also
+written while the next one is received or validated. Only when fewer rows went in than were sent does the chunk look at PL: a NIK PL holds is
 left alone (or, with ``update_existing``, updated while the target has no desk entry); a ticket PL
 holds is drawn again. A second run of the same file changes no target. The run ends with an
 :class:`ImportReport` (counts, and every rejected row with its line and reason), downloadable as CSV
@@ -16,19 +17,17 @@ or xlsx, and one ``import.run`` audit event with the counts.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
 import csv
 import gc
 import io
 import logging
-import operator
+import os
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Final
 
@@ -46,19 +45,20 @@ from core.domain.imports import (
     FaskesInfo,
     ImportCounts,
     RowIssue,
-    RowValidator,
     ValidRow,
-    find_header,
     generate_tickets,
     neutralize_cell,
 )
 from core.domain.timeutil import WIT, local_date
 from core.services.context import CoreContext
+from core.services.import_rows import ReadJob, Rows, RowSource, open_rows, read_apart, read_here
 from core.services.tokens import ALL_REGIONS, RegionScope
 
 __all__ = [
     "CHUNK_ROWS",
     "CHUNK_ROWS_POSTGRES",
+    "HEADER_SEARCH_ROWS",
+    "READ_APART_BYTES",
     "ImportReport",
     "ImportService",
     "Progress",
@@ -76,149 +76,16 @@ CHUNK_ROWS: Final = 40_000
 #: PostgreSQL takes chunks by COPY, each in a savepoint, up to 60 of them: 3 M rows in 50,000-row chunks
 #: (1.47 M rows, two runs each: 64 k rows/s in 25,000-row chunks, 68 k in 50,000).
 CHUNK_ROWS_POSTGRES: Final = 50_000
+#: A file from 8 MiB (about 80,000 CSV rows) is read and validated in a second process while this one writes:
+#: 1.47 M CSV rows, interleaved runs, 83-85 k -> 130-134 k rows/s on SQLite and 63-65 k -> 84-89 k on
+#: PostgreSQL (docs/performance.md). Below that size a second interpreter's start (~0.2 s) is not worth it.
+READ_APART_BYTES: Final = 8 << 20
 _LOOKUP_ROWS: Final = 5_000  # NIKs per IN (...) look-up
 _RETRIES: Final = 3
 _TARGETS: Final[Table] = models.Base.metadata.tables["targets"]
-_BY_NIK: Final = operator.itemgetter(1)  # ValidRow.nik
 
 #: ``progress(rows_read, total)``; ``total`` is an estimate (lines or sheet rows), None if unknown.
 Progress = Callable[[int, int | None], None]
-
-
-# --------------------------------------------------------------------------------------------
-# Reading files
-# --------------------------------------------------------------------------------------------
-
-_ZIP_MAGIC: Final = b"PK\x03\x04"
-_OLE_MAGIC: Final = b"\xd0\xcf\x11\xe0"
-_DELIMITERS: Final = (",", ";", "\t", "|")
-_SNIFF_BYTES: Final = 1 << 16
-_READ_BLOCK: Final = 1 << 20
-
-
-@dataclass
-class RowSource:
-    """The rows of one file: ``(line, cells)`` with 1-based lines as a spreadsheet shows them."""
-
-    format: str  # csv | xlsx | xls | ods
-    rows: Iterator[tuple[int, Sequence[object]]]
-    total: int | None  # lines or sheet rows, for a progress bar
-    close: Callable[[], None] = lambda: None
-
-
-_UNICODE_BOMS = (
-    # UTF-32 first: its little-endian mark begins with UTF-16's.
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
-
-
-def _detect_encoding(path: Path) -> str:
-    """UTF-16/32 by their byte-order mark (Excel's "Unicode text" export); UTF-8 (with or without BOM) when
-    the whole file decodes so; else Windows-1252 (Excel's CSV)."""
-    with path.open("rb") as fh:
-        head = fh.read(4)
-    for bom, encoding in _UNICODE_BOMS:
-        if head.startswith(bom):
-            return encoding
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    try:
-        with path.open("rb") as fh:
-            while block := fh.read(_READ_BLOCK):
-                decoder.decode(block)
-            decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return "cp1252"
-    return "utf-8-sig"
-
-
-def _count_lines(path: Path) -> int:
-    lines, last = 0, b"\n"
-    with path.open("rb") as fh:
-        while block := fh.read(_READ_BLOCK):
-            lines += block.count(b"\n")
-            last = block[-1:]
-    return lines + (last != b"\n")
-
-
-def _sniff_delimiter(sample: str) -> str:
-    for line in sample.splitlines():
-        if line.strip():
-            counts = {d: line.count(d) for d in _DELIMITERS}
-            best = max(counts, key=lambda d: counts[d])
-            return best if counts[best] else ","
-    return ","
-
-
-def _csv_rows(path: Path) -> RowSource:
-    encoding = _detect_encoding(path)
-    fh = path.open("r", encoding=encoding, errors="replace", newline="")
-    delimiter = _sniff_delimiter(fh.read(_SNIFF_BYTES))
-    fh.seek(0)
-    reader = csv.reader(fh, delimiter=delimiter)
-
-    def rows() -> Iterator[tuple[int, Sequence[object]]]:
-        start = 1
-        try:
-            for cells in reader:
-                yield start, cells
-                start = reader.line_num + 1
-        except csv.Error as exc:
-            raise InvalidInput("import_format", line=reader.line_num + 1, problem=str(exc)[:80]) from None
-
-    return RowSource("csv", rows(), _count_lines(path), fh.close)
-
-
-def _sheet_rows(path: Path, fmt: str) -> RowSource:
-    from python_calamine import CalamineWorkbook
-
-    try:
-        workbook = CalamineWorkbook.from_path(str(path))
-        names = list(workbook.sheet_names)
-        first_error: InvalidInput | None = None
-        for index in range(len(names)):
-            sheet = workbook.get_sheet_by_index(index)
-            iterator = iter(sheet.iter_rows())
-            head = list(islice(iterator, HEADER_SEARCH_ROWS))
-            try:
-                find_header(list(enumerate(head, start=1)))
-            except InvalidInput as exc:
-                first_error = first_error or exc
-                continue
-            rows = chain(enumerate(head, start=1), enumerate(iterator, start=len(head) + 1))
-            return RowSource(fmt, rows, int(sheet.total_height), workbook.close)
-    except InvalidInput:
-        raise
-    except Exception as exc:  # noqa: BLE001 - calamine raises its own error types for broken files
-        raise InvalidInput("import_format", problem=type(exc).__name__) from None
-    workbook.close()
-    raise first_error or InvalidInput("import_empty")
-
-
-def open_rows(path: Path) -> RowSource:
-    """Rows of a CSV (any of , ; tab |, UTF-8 or Windows-1252), xlsx, xls or ods file, told by content."""
-    with path.open("rb") as fh:
-        magic = fh.read(8)
-    if not magic:
-        raise InvalidInput("import_empty")
-    if magic.startswith(_ZIP_MAGIC):
-        fmt = "ods" if _is_ods(path) else "xlsx"
-        return _sheet_rows(path, fmt)
-    if magic.startswith(_OLE_MAGIC):
-        return _sheet_rows(path, "xls")
-    return _csv_rows(path)
-
-
-def _is_ods(path: Path) -> bool:
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return "content.xml" in zf.namelist() and "xl/workbook.xml" not in zf.namelist()
-    except zipfile.BadZipFile:
-        return False
 
 
 # --------------------------------------------------------------------------------------------
@@ -322,7 +189,6 @@ def report_xlsx(report: ImportReport) -> bytes:
 
 @dataclass
 class _Run:
-    validator: RowValidator
     columns: ColumnMap
     update_existing: bool
     source: str
@@ -330,7 +196,6 @@ class _Run:
     inserter: TargetInserter
     counts: ImportCounts = field(default_factory=ImportCounts)
     issues: list[RowIssue] = field(default_factory=list)
-    seen: dict[int, int] = field(default_factory=dict)  # NIK (as int, to save memory) -> first line
 
     def issue(self, issue: RowIssue) -> None:
         self.issues.append(issue)
@@ -338,6 +203,14 @@ class _Run:
         by[issue.reason] = by.get(issue.reason, 0) + 1
         if issue.outcome == "rejected":
             self.counts.rejected += 1
+
+
+def _at_least(path: Path, size: int | None) -> bool:
+    """Whether the file holds ``size`` bytes or more (None: never). Opens it: a file that is missing or
+    unreadable raises its own ``OSError`` here, not inside the unit of work (which takes an ``OSError``
+    for an unreachable database)."""
+    with path.open("rb") as fh:
+        return size is not None and os.fstat(fh.fileno()).st_size >= size
 
 
 _GC_YOUNG_THRESHOLD: Final = 100_000
@@ -369,8 +242,12 @@ def _rare_gc() -> Iterator[None]:
 
 
 class ImportService:
-    def __init__(self, ctx: CoreContext) -> None:
+    """Imports target lists. A file of ``read_apart_bytes`` or more (None: never) is read and validated in a
+    second process (:func:`~core.services.import_rows.read_apart`) while this one writes."""
+
+    def __init__(self, ctx: CoreContext, *, read_apart_bytes: int | None = READ_APART_BYTES) -> None:
         self.ctx = ctx
+        self.read_apart_bytes = read_apart_bytes
 
     async def run(
         self,
@@ -396,23 +273,26 @@ class ImportService:
         if source is not None and source not in ("sisdmk", "excel"):
             raise InvalidInput("import_source", got=source[:20])
         started, perf_start = self.ctx.clock.now(), time.perf_counter()
-        reader = open_rows(path)
-        try:
-            async with self.ctx.uow() as uow:
-                if uow.session.get_bind().dialect.name == "sqlite":
-                    await uow.session.execute(text("PRAGMA cache_size = -65536"))
-                elif chunk_rows is None:
-                    chunk_rows = CHUNK_ROWS_POSTGRES
-                run = await self._prepare(uow, reader, update_existing, source, regions, started)
+        apart = _at_least(path, self.read_apart_bytes)  # a file that cannot be opened fails here, before PL
+        async with self.ctx.uow() as uow:
+            sqlite = uow.session.get_bind().dialect.name == "sqlite"
+            if sqlite:
+                await uow.session.execute(text("PRAGMA cache_size = -65536"))
+            default_chunk = CHUNK_ROWS if sqlite else CHUNK_ROWS_POSTGRES
+            job = await self._job(uow, path, regions, started, chunk_rows or default_chunk)
+            rows = await (read_apart(job) if apart else read_here(job))
+            try:
+                inserter = await TargetInserter.open(uow.session)
+                run = _Run(rows.columns, update_existing, source or rows.columns.source, started, inserter)
                 with _rare_gc():
-                    await self._read_and_write(uow, run, reader, progress, chunk_rows or CHUNK_ROWS)
-                report = self._report(run, reader, path, filename, requested_by, dry_run, started, perf_start)
-                if dry_run:
-                    return report
-                uow.audit(AuditDraft(action="import.run", entity="import", entity_id=report.id, after=report.summary()))
-                await uow.commit()
-        finally:
-            reader.close()
+                    await self._read_and_write(uow, run, rows, progress)
+                report = self._report(run, rows, path, filename, requested_by, dry_run, started, perf_start)
+            finally:
+                await rows.aclose()
+            if dry_run:
+                return report
+            uow.audit(AuditDraft(action="import.run", entity="import", entity_id=report.id, after=report.summary()))
+            await uow.commit()
         log.info(
             "import %s (%s, %s): %d rows, %d created, %d updated, %d unchanged, %d locked, %d rejected in %.1f s",
             report.id,
@@ -428,19 +308,9 @@ class ImportService:
         )
         return report
 
-    async def _prepare(
-        self,
-        uow: SqlUnitOfWork,
-        reader: RowSource,
-        update_existing: bool,
-        source: str | None,
-        regions: RegionScope,
-        now: datetime,
-    ) -> _Run:
-        head = list(islice(reader.rows, HEADER_SEARCH_ROWS))
-        columns = find_header(head)
-        # The rows after the header, then the rest of the file.
-        reader.rows = chain((r for r in head if r[0] > columns.line), reader.rows)
+    @staticmethod
+    async def _job(uow: SqlUnitOfWork, path: Path, regions: RegionScope, now: datetime, chunk_rows: int) -> ReadJob:
+        """What reading the file needs from PL: its faskes, and the districts ``regions`` allows among them."""
         faskes = {
             code: FaskesInfo(kabkota, bool(vaccinator))
             for code, kabkota, vaccinator in (
@@ -449,57 +319,43 @@ class ImportService:
                 )
             ).all()
         }
-        validator = RowValidator(
-            columns,
+        allowed = None
+        if not regions.everything:
+            # A set's own look-up: it goes to a second process as it is (pickled), without this module.
+            allowed = frozenset(f.kabkota_code for f in faskes.values() if regions.allows_kabkota(f.kabkota_code))
+        return ReadJob(
+            path=str(path),
             faskes=faskes,
             today=local_date(now, WIT),  # the latest calendar date anywhere in Indonesia
-            allowed_kabkota=None if regions.everything else regions.allows_kabkota,
+            allowed_kabkota=None if allowed is None else allowed.__contains__,
+            chunk_rows=chunk_rows,
         )
-        inserter = await TargetInserter.open(uow.session)
-        return _Run(validator, columns, update_existing, source or columns.source, now, inserter)
 
-    async def _read_and_write(
-        self, uow: SqlUnitOfWork, run: _Run, reader: RowSource, progress: Progress | None, chunk_rows: int
-    ) -> None:
-        """Validate every row and write each full chunk: while the next one is read when the inserter
-        allows it (PostgreSQL: one write in flight), else before reading on (SQLite)."""
-        check, seen, counts = run.validator.check, run.seen, run.counts
-        chunk: list[ValidRow] = []
+    async def _read_and_write(self, uow: SqlUnitOfWork, run: _Run, rows: Rows, progress: Progress | None) -> None:
+        """Write each chunk of ``rows``: while the next one is read when the inserter allows it (PostgreSQL:
+        one write in flight), else before reading on (SQLite; a second reading process reads on anyway)."""
         writing: asyncio.Task[None] | None = None
+        reported = -1
         try:
-            for line, cells in reader.rows:
-                result = check(cells, line)
-                if result is None:  # a blank row
-                    continue
-                counts.rows += 1
-                if isinstance(result, ValidRow):
-                    key = int(result[1])  # the NIK, as an int to save memory
-                    first = seen.get(key)
-                    if first is None:
-                        seen[key] = line
-                        chunk.append(result)
-                        if len(chunk) >= chunk_rows:
-                            if writing is not None:
-                                await writing
-                                writing = None
-                            if run.inserter.overlaps:
-                                writing = await self._start_write(uow, run, chunk)
-                            else:
-                                await self._write(uow, run, chunk)
-                            chunk = []
-                            if progress is not None:
-                                progress(counts.rows, reader.total)
-                    else:
-                        self._duplicate(run, result, first)
+            async for chunk in rows:
+                if writing is not None:
+                    await writing
+                    writing = None
+                if run.inserter.overlaps:
+                    writing = await self._start_write(uow, run, chunk)
                 else:
-                    run.issue(result)
+                    await self._write(uow, run, chunk)
+                if progress is not None and rows.rows != reported:
+                    reported = rows.rows
+                    progress(reported, rows.total)
             if writing is not None:
                 await writing
             writing = None
-            if chunk:
-                await self._write(uow, run, chunk)
-            if progress is not None:
-                progress(counts.rows, reader.total)
+            run.counts.rows = rows.rows
+            for issue in rows.issues:
+                run.issue(issue)
+            if progress is not None and rows.rows != reported:
+                progress(rows.rows, rows.total)
         finally:
             if writing is not None and not writing.done():
                 # Reading failed while a chunk was being written: let the write end before the rollback.
@@ -513,16 +369,6 @@ class ImportService:
         task = asyncio.ensure_future(self._write(uow, run, chunk))
         await asyncio.sleep(0)
         return task
-
-    @staticmethod
-    def _duplicate(run: _Run, result: ValidRow, first: int) -> None:
-        """A NIK seen earlier in the file: the row is rejected and its warnings dropped."""
-        warnings, line = run.validator.warnings, result.line
-        while warnings and warnings[-1].line == line:
-            warnings.pop()
-        run.issue(
-            RowIssue(line, "rejected", "nik.duplicate_in_file", "nik", f"line={first}", result.nik[:6] + "•" * 10)
-        )
 
     async def _write(self, uow: SqlUnitOfWork, run: _Run, chunk: list[ValidRow]) -> None:
         """Write one chunk and count what it did. An integrity error that ``ON CONFLICT`` does not absorb
@@ -549,7 +395,7 @@ class ImportService:
         The rows go in NIK order and the tickets in their own order: both unique indexes then take the
         chunk as one walk from left to right instead of jumps to random pages (1.47 M rows, with the larger
         chunks: +20 % on SQLite and on PostgreSQL). Which new ticket a row gets is random either way."""
-        todo, created = sorted(chunk, key=_BY_NIK), 0
+        todo, created = chunk, 0  # in NIK order already (see core.services.import_rows)
         existing: dict[str, Any] = {}
         for attempt in range(_RETRIES):
             tickets = sorted(await self._fresh_tickets(uow, len(todo)))
@@ -685,7 +531,7 @@ class ImportService:
     @staticmethod
     def _report(
         run: _Run,
-        reader: RowSource,
+        rows: Rows,
         path: Path,
         filename: str | None,
         requested_by: str,
@@ -693,15 +539,15 @@ class ImportService:
         started: datetime,
         perf_start: float,
     ) -> ImportReport:
-        issues = sorted([*run.issues, *run.validator.warnings], key=lambda i: (i.line, i.outcome != "rejected"))
+        issues = sorted([*run.issues, *rows.warnings], key=lambda i: (i.line, i.outcome != "rejected"))
         by_reason = dict(run.counts.by_reason)
-        for warning in run.validator.warnings:
+        for warning in rows.warnings:
             by_reason[warning.reason] = by_reason.get(warning.reason, 0) + 1
         c = run.counts
         return ImportReport(
             id=uuid.uuid4().hex,
             filename=filename or path.name,
-            format=reader.format,
+            format=rows.format,
             source=run.source,
             requested_by=requested_by,
             update_existing=run.update_existing,
@@ -716,7 +562,7 @@ class ImportService:
             unchanged=c.unchanged,
             locked=c.locked,
             rejected=c.rejected,
-            warnings=len(run.validator.warnings),
+            warnings=len(rows.warnings),
             by_reason=by_reason,
             issues=tuple(issues),
         )

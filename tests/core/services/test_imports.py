@@ -93,9 +93,10 @@ def ctx(engine, clock) -> CoreContext:
     return CoreContext(sessions=create_sessionmaker(engine), clock=clock, notifier=NullNotifier())
 
 
-@pytest.fixture
-def imports(ctx: CoreContext) -> ImportService:
-    return ImportService(ctx)
+@pytest.fixture(params=["read-here", "read-apart"])
+def imports(ctx: CoreContext, request: pytest.FixtureRequest) -> ImportService:
+    """Every import test runs twice: rows validated in this process, and in a second one (any file size)."""
+    return ImportService(ctx, read_apart_bytes=0 if request.param == "read-apart" else None)
 
 
 async def _scalar(ctx: CoreContext, stmt: Any) -> Any:
