@@ -7,11 +7,11 @@ database failure half-way, leaves nothing behind. Rows are written in chunks str
 driver on the unit of work's connection (:mod:`core.db.bulk`: sqlite3 ``executemany``, PostgreSQL
 ``COPY``), skipping NIKs PL holds. A file of :data:`READ_APART_BYTES` or more is read and validated in a
 second process (:mod:`core.services.import_rows`) while this one writes; on PostgreSQL a chunk is also
-written while the next one is received or validated. Only when fewer rows went in than were sent does the chunk look at PL: a NIK PL holds is
-left alone (or, with ``update_existing``, updated while the target has no desk entry); a ticket PL
-holds is drawn again. A second run of the same file changes no target. The run ends with an
-:class:`ImportReport` (counts, and every rejected row with its line and reason), downloadable as CSV
-or xlsx, and one ``import.run`` audit event with the counts.
+written while the next one is received or validated. Only when fewer rows went in than were sent does
+the chunk look at PL: a NIK PL holds is left alone (or, with ``update_existing``, updated while the
+target has no desk entry); a ticket PL holds is drawn again. A second run of the same file changes no
+target. The run ends with an :class:`ImportReport` (counts, and every rejected row with its line and
+reason), downloadable as CSV or xlsx, and one ``import.run`` audit event with the counts.
 """
 
 from __future__ import annotations
