@@ -26,6 +26,7 @@ from aiogram.types import TelegramObject, Update
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     GCCollector,
     Histogram,
     PlatformCollector,
@@ -65,6 +66,11 @@ class Metrics:
             "Time to handle one Telegram update (actor look-up, state and handler), by update type.",
             ["type"],
             buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.updates_waiting = Gauge(
+            "frontdesk_updates_waiting",
+            "Telegram updates waiting for a place in this process (UPDATES_IN_FLIGHT), new or back from the network.",
             registry=r,
         )
         self.update_refusals = Counter(

@@ -12,8 +12,9 @@ from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.metrics import instrument_references
+from api.metrics import METRICS, instrument_references
 from bot.actors import ActorCache
+from bot.admission import Admission, AwayDuringLookups
 from bot.dedup import MemoryDeduplicator, RedisDeduplicator
 from bot.factory import build_bot, build_dispatcher, build_notifier
 from bot.local_session import LocalSession
@@ -43,6 +44,7 @@ class Runtime:
     directory: BotDirectory | None = None  # every bot by key (one, or several: TELEGRAM_BOT_TOKENS)
     channels: ChannelService | None = None
     actors: ActorCache | None = None
+    admission: Admission | None = None  # the updates this process works on at once (UPDATES_IN_FLIGHT)
 
     @property
     def mode(self) -> str:
@@ -99,15 +101,20 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, bot_session
         settings.database_url, pool_size=settings.database_pool_size, max_overflow=settings.database_max_overflow
     )
     storage, redis, isolation = build_storage(settings)
+    admission = Admission(settings.updates_in_flight) if settings.updates_in_flight else None
+    references = instrument_references(build_reference_sources(settings, engine))
+    if admission is not None:
+        references = tuple(AwayDuringLookups(source, admission) for source in references)
+        METRICS.updates_waiting.set_function(lambda: admission.waiting)
     services = build_services(
         engine,
         clock=clock,
-        references=instrument_references(build_reference_sources(settings, engine)),
+        references=references,
         rate_limiter=RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter(),
         lookups_per_minute=settings.lookup_rate_per_minute,
         reference_timeout=settings.reference_timeout_seconds,
     )
-    directory = build_bots(settings, bot_session)
+    directory = build_bots(settings, bot_session, admission)
     bot = directory.primary
     channels = ChannelService(services.ctx)
     actors = ActorCache(services.accounts.resolve_actor, ttl=settings.actor_cache_seconds)
@@ -121,6 +128,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, bot_session
         directory=directory,
         channels=channels,
         actors=actors,
+        admission=admission,
     )
     return Runtime(
         settings=settings,
@@ -133,6 +141,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, bot_session
         directory=directory,
         channels=channels,
         actors=actors,
+        admission=admission,
     )
 
 
@@ -162,8 +171,11 @@ def outgoing_limits(settings: Settings) -> OutgoingLimits:
     )
 
 
-def build_bots(settings: Settings, bot_session: object | None = None) -> BotDirectory:
-    """Every bot of the deployment, each with its own HTTP session paced by Telegram's limits.
+def build_bots(
+    settings: Settings, bot_session: object | None = None, admission: Admission | None = None
+) -> BotDirectory:
+    """Every bot of the deployment, each with its own HTTP session paced by Telegram's limits; an update waiting
+    for a call gives its place of ``admission`` back meanwhile.
 
     A given ``bot_session`` (tests, the sandbox) is shared by all bots and not paced: it never reaches
     Telegram. Offline (no token), replies stay in process; the sandbox attaches its chat store as the sink.
@@ -173,7 +185,13 @@ def build_bots(settings: Settings, bot_session: object | None = None) -> BotDire
         bot_session = LocalSession()
     limits = outgoing_limits(settings) if bot_session is None else None
     bots = {
-        key: build_bot(token, api_base=settings.telegram_api_base, session=bot_session, limits=limits)  # type: ignore[arg-type]
+        key: build_bot(
+            token,
+            api_base=settings.telegram_api_base,
+            session=bot_session,  # type: ignore[arg-type]
+            limits=limits,
+            admission=admission,
+        )
         for key, token in tokens.items()
     }
     return BotDirectory(bots, settings.bot_provinces)

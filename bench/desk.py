@@ -882,7 +882,7 @@ def swap_storage(runtime: Any, teams: list[Team], kind: str) -> None:
     runtime.storage = storage
     runtime.dispatcher = build_dispatcher(
         runtime.services, storage, events_isolation=storage.create_isolation(),
-        deduplicator=RedisDeduplicator(runtime.redis), actors=runtime.actors,
+        deduplicator=RedisDeduplicator(runtime.redis), actors=runtime.actors, admission=runtime.admission,
     )
     for team in teams:
         for p in (team.meja1, team.meja2, team.meja4):

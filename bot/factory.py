@@ -16,6 +16,7 @@ from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 
 from bot.actors import ActorCache
+from bot.admission import Admission, AdmittingDispatcher, AwayDuringRequests
 from bot.dedup import DeduplicateUpdates, Deduplicator, MemoryDeduplicator
 from bot.flows import antrian, meja1, meja2, meja4, review, signup, verification
 from bot.handlers import admin, common, lookup
@@ -38,10 +39,16 @@ def build_bot(
     api_base: str | None = None,
     session: BaseSession | None = None,
     limits: BaseRequestMiddleware | None = None,
+    admission: Admission | None = None,
 ) -> Bot:
-    """A bot with its own HTTP session (or the given one); ``limits`` (bot/outgoing.py) paces its calls."""
+    """A bot with its own HTTP session (or the given one); ``limits`` (bot/outgoing.py) paces its calls, and
+    an update waiting for a call (pacing included) gives its place of ``admission`` back meanwhile."""
     if session is None:
         session = AiohttpSession(api=TelegramAPIServer.from_base(api_base)) if api_base else AiohttpSession()
+    if admission is not None and not any(
+        isinstance(m, AwayDuringRequests) and m.admission is admission for m in session.middleware
+    ):
+        session.middleware(AwayDuringRequests(admission))  # the outermost: registered first
     if limits is not None and limits not in session.middleware:
         session.middleware(limits)
     return Bot(
@@ -89,17 +96,19 @@ def build_dispatcher(
     directory: BotDirectory | None = None,
     channels: ChannelService | None = None,
     actors: ActorCache | None = None,
+    admission: Admission | None = None,
 ) -> Dispatcher:
     """One dispatcher for every bot of the deployment; with several, ``channels`` records who uses which.
 
     ``actors`` (bot/actors.py) remembers active actors for a few seconds; without it every update reads
-    its actor from PL.
+    its actor from PL. With ``admission`` (bot/admission.py) an update is fed only while it holds a place.
     """
     dp = (
-        Dispatcher(storage=storage, events_isolation=events_isolation)
+        AdmittingDispatcher(storage=storage, events_isolation=events_isolation)
         if events_isolation
-        else Dispatcher(storage=storage)
+        else AdmittingDispatcher(storage=storage)
     )
+    dp.admission = admission
     # A repeated delivery is dropped before anything else runs.
     dp.update.outer_middleware(DeduplicateUpdates(deduplicator or MemoryDeduplicator()))
     dp.update.outer_middleware(ActorMiddleware(services, directory=directory, channels=channels, actors=actors))

@@ -144,6 +144,12 @@ class Settings(BaseSettings):
         description="How long a worker remembers an active account between updates (bot/actors.py); 0: read PL "
         "on every update. Core re-checks the account for every action regardless.",
     )
+    updates_in_flight: int = Field(
+        default=8,
+        ge=0,
+        description="Telegram updates a process works on at once (bot/admission.py); the others wait their turn. "
+        "An update waiting on Telegram or a reference source gives its place back meanwhile. 0: no limit.",
+    )
     reference_timeout_seconds: float = Field(default=3.0, gt=0)
     jkn_base_url: str | None = None
     jkn_api_key: SecretStr | None = None

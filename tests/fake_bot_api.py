@@ -2,8 +2,9 @@
 
 Not a mock of our code: the bots talk HTTP to it exactly as to ``api.telegram.org`` (``TELEGRAM_API_BASE``).
 It serves any number of bots (one per token), records every call with its arrival time, answers with
-plausible results, can queue updates for ``getUpdates``, and can answer the next calls of a method with
-``429 Too Many Requests``. Worker processes reach it over loopback while the test's event loop runs.
+plausible results, can queue updates for ``getUpdates``, can answer the next calls of a method with
+``429 Too Many Requests``, and can hold the calls to a chat unanswered. Worker processes reach it over
+loopback while the test's event loop runs.
 
     async with FakeBotApi() as api:
         settings = Settings(telegram_bot_token="123:AAA", telegram_api_base=api.base_url, ...)
@@ -95,6 +96,7 @@ class FakeBotApi:
     _updates: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     _failures: list[_Failure] = field(default_factory=list)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _holds: dict[int, asyncio.Event] = field(default_factory=dict)
 
     # --- life cycle -------------------------------------------------------------------------
     async def start(self) -> FakeBotApi:
@@ -125,6 +127,11 @@ class FakeBotApi:
     def fail_next(self, method: str, *, times: int = 1, retry_after: int = 1) -> None:
         """Answer the next ``times`` calls of ``method`` with 429 and ``retry_after``."""
         self._failures.append(_Failure(method, times, retry_after))
+
+    def hold(self, chat_id: int) -> asyncio.Event:
+        """Keep the calls to ``chat_id`` waiting (arrived and recorded, not answered) until the event is set."""
+        gate = self._holds[chat_id] = asyncio.Event()
+        return gate
 
     def queue_update(self, token: str, update: dict[str, Any]) -> None:
         """Hand ``update`` to the next ``getUpdates`` of the bot with ``token``."""
@@ -171,6 +178,10 @@ class FakeBotApi:
         call = Call(next(self._seq), token, method, params, time.monotonic())
         self.calls.append(call)
         try:
+            gate = self._holds.get(call.chat_id) if call.chat_id is not None else None
+            if gate is not None:
+                self._changed.set()  # arrived: wait_for sees it while it is held
+                await gate.wait()
             failure = next((f for f in self._failures if f.method == method and f.remaining > 0), None)
             if failure is not None:
                 failure.remaining -= 1
