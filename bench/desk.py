@@ -348,6 +348,7 @@ async def build(
         lookup_rate_per_minute=1_000_000,  # staff here are faster than people: PL's own limits still apply
         conversation_ttl_seconds=3600,
         actor_cache_seconds=0 if stock else 30,
+        updates_in_flight=0 if stock else 8,
     )
     inline = bot.factory.call_sync_filters_inline
     if stock:
@@ -815,9 +816,11 @@ def apply_tuning(runtime: Any, tuning: list[str]) -> None:
       makes them coroutines called inline;
     * ``actor_cache``: the actor middleware remembers active actors 30 s (bot/actors.py; core still
       re-reads the account inside every use case: ``fresh_actor``);
-    * ``gc_freeze``: ``api.runtime.settle_heap`` after start-up (``gc.freeze()``, threshold 50,000).
+    * ``gc_freeze``: ``api.runtime.settle_heap`` after start-up (``gc.freeze()``, threshold 50,000);
+    * ``admission``: at most 8 updates at work at once (bot/admission.py, ``UPDATES_IN_FLIGHT``).
     """
     from api.runtime import settle_heap
+    from bot.admission import Admission, AwayDuringRequests
     from bot.factory import call_sync_filters_inline
 
     if "actor_cache" in tuning:
@@ -826,6 +829,9 @@ def apply_tuning(runtime: Any, tuning: list[str]) -> None:
         call_sync_filters_inline(runtime.dispatcher)
     if "gc_freeze" in tuning:
         settle_heap()
+    if "admission" in tuning and runtime.admission is None:
+        runtime.admission = runtime.dispatcher.admission = Admission(8)
+        runtime.bot.session.middleware(AwayDuringRequests(runtime.admission))
 
 
 def inline_sync_callbacks() -> None:

@@ -261,9 +261,10 @@ def figures(raw: dict[str, Any]) -> dict[str, Any]:
         rungs = (raw.get(f"ladder_{backend}") or {}).get("ladder") or {}
         stock = rungs.get("stock")
         for name, r in rungs.items():
-            for key in ("updates_per_s", "cpu_ms_per_update", "easy_p50_ms", "easy_p99_ms",
+            for key in ("updates_per_s", "cpu_ms_per_update", "max_p99_ms", "easy_p50_ms", "easy_p99_ms",
                         "sequential_cpu_ms_per_update", "sql_per_update", "redis_trips_per_update"):
-                f[f"whatif_{backend}_{name}_{key}"] = r[key]
+                if key in r:
+                    f[f"whatif_{backend}_{name}_{key}"] = r[key]
             if stock and stock["updates_per_s"]:
                 f[f"whatif_{backend}_{name}_speedup"] = r["updates_per_s"] / stock["updates_per_s"]
     for backend in ("sqlite", "postgres"):
@@ -449,10 +450,11 @@ def table(f: dict[str, Any], raw: dict[str, Any]) -> str:
         offered = next(iter(rungs.values()))["easy_offered"]
         add(f"What-ifs on {backend}, applied one after the other (each rung keeps the ones above); "
             f"easy load = {_n(offered)} updates/s offered")
-        add(f"  {'':16}{'updates/s':>10}{'× stock':>8}{'CPU ms/upd':>11}{'seq CPU ms':>11}{'SQL/upd':>8}"
+        add(f"  {'':16}{'updates/s':>10}{'× stock':>8}{'max p99':>9}{'CPU ms/upd':>11}{'seq CPU ms':>11}{'SQL/upd':>8}"
             f"{'Redis/upd':>10}{'easy p50':>9}{'easy p99':>9}")
         for name, r in rungs.items():
             add(f"  {name:16}{_n(r['updates_per_s']):>10}{_n(f.get(f'whatif_{backend}_{name}_speedup'), 2):>8}"
+                f"{_n(r.get('max_p99_ms')):>9}"
                 f"{_n(r['cpu_ms_per_update'], 2):>11}{_n(r['sequential_cpu_ms_per_update'], 2):>11}"
                 f"{_n(r['sql_per_update']):>8}{_n(r['redis_trips_per_update']):>10}"
                 f"{_n(r['easy_p50_ms']):>9}{_n(r['easy_p99_ms']):>9}")

@@ -223,10 +223,11 @@ def main(argv: list[str] | None = None) -> int:
                 ran.add("desk")
                 if args.whatif:
                     log("SQLite desk, the hot-path changes added one after the other to a stock build: "
-                        "inline sync filters, actor cache, gc.freeze")
+                        "inline sync filters, actor cache, gc.freeze, 8 updates at work")
                     runner.run("ladder_sqlite", "desk", ladder_cfg(args, url, None, "memory", seeded, [
                         ("stock", None, None), ("inline_sync", None, "inline_sync"),
-                        ("actor_cache", None, "actor_cache"), ("gc_freeze", None, "gc_freeze")]))
+                        ("actor_cache", None, "actor_cache"), ("gc_freeze", None, "gc_freeze"),
+                        ("admission", None, "admission")]))
             if "lookup" in phases:
                 log("SQLite lookups")
                 runner.run("lookup_sqlite", "lookup", {
@@ -270,11 +271,11 @@ def main(argv: list[str] | None = None) -> int:
                                    desk_cfg(args, url, redis_url, "stock", seeded, servers=servers))
                     if args.whatif:
                         log("PostgreSQL desk, the hot-path changes added one after the other to a stock build: "
-                            "inline sync filters, actor cache, gc.freeze, the two-trip Redis store")
+                            "inline sync filters, actor cache, gc.freeze, the two-trip Redis store, 8 updates at work")
                         runner.run("ladder_postgres", "desk", ladder_cfg(args, url, redis_url, "stock", seeded, [
                             ("stock", None, None), ("inline_sync", None, "inline_sync"),
                             ("actor_cache", None, "actor_cache"), ("gc_freeze", None, "gc_freeze"),
-                            ("onetrip", "redis", None)]))
+                            ("onetrip", "redis", None), ("admission", None, "admission")]))
                     ran.add("desk")
                 if "lookup" in phases:
                     log("PostgreSQL lookups")
