@@ -6,9 +6,11 @@ keeps everybody else waiting meanwhile. Measured at saturation (docs/performance
 work per process, 1.3× the updates per second on one process and a p99 3-4× lower; the others wait their turn
 before anything is done for them.
 
-An update's place is given back while it waits on something outside the machine: a call to Telegram (the bot's
-session, :class:`AwayDuringRequests`, which also covers the pacing of bot/outgoing.py) and a reference look-up
-(JKN, Dukcapil: :class:`AwayDuringLookups`). It takes a place again before it goes on, ahead of updates that
+An update's place is given back while it waits on something outside the machine or on another update: a call to
+Telegram (the bot's session, :class:`AwayDuringRequests`, which also covers the pacing of bot/outgoing.py), a
+reference look-up (JKN, Dukcapil: :class:`AwayDuringLookups`) and the wait for its chat's lock while an earlier
+update of the same person is handled (:class:`AwayWhileLocking`: one person's queued updates must not hold the
+places everybody else needs). It takes a place again before it goes on, ahead of updates that
 have not started. Without that, 8 places and Telegram's 50-300 ms round trips would cap a process at a few dozen
 updates per second.
 
@@ -21,12 +23,13 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.fsm.storage.base import BaseEventIsolation, StorageKey
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from aiogram.types import Update
@@ -34,7 +37,7 @@ from aiogram.types import Update
 from core.domain.reference import ReferenceRecord
 from core.ports import ReferenceSource
 
-__all__ = ["Admission", "AdmittingDispatcher", "AwayDuringLookups", "AwayDuringRequests"]
+__all__ = ["Admission", "AdmittingDispatcher", "AwayDuringLookups", "AwayDuringRequests", "AwayWhileLocking"]
 
 
 class Admission:
@@ -178,3 +181,22 @@ class AwayDuringLookups:
         close = getattr(self.inner, "aclose", None)
         if close is not None:
             await close()
+
+
+class AwayWhileLocking(BaseEventIsolation):
+    """The dispatcher's events isolation (a lock per chat), taken without a place: an update that waits for an
+    earlier update of the same person gives its place back meanwhile; the lock, once taken, is held as before."""
+
+    def __init__(self, inner: BaseEventIsolation, admission: Admission) -> None:
+        self.inner = inner
+        self.admission = admission
+
+    @asynccontextmanager
+    async def lock(self, key: StorageKey) -> AsyncIterator[None]:
+        async with AsyncExitStack() as held:
+            async with self.admission.away():
+                await held.enter_async_context(self.inner.lock(key))
+            yield
+
+    async def close(self) -> None:
+        await self.inner.close()

@@ -16,7 +16,7 @@ from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 
 from bot.actors import ActorCache
-from bot.admission import Admission, AdmittingDispatcher, AwayDuringRequests
+from bot.admission import Admission, AdmittingDispatcher, AwayDuringRequests, AwayWhileLocking
 from bot.dedup import DeduplicateUpdates, Deduplicator, MemoryDeduplicator
 from bot.flows import antrian, meja1, meja2, meja4, review, signup, verification
 from bot.handlers import admin, common, lookup
@@ -103,6 +103,8 @@ def build_dispatcher(
     ``actors`` (bot/actors.py) remembers active actors for a few seconds; without it every update reads
     its actor from PL. With ``admission`` (bot/admission.py) an update is fed only while it holds a place.
     """
+    if admission is not None and events_isolation is not None:
+        events_isolation = AwayWhileLocking(events_isolation, admission)  # a chat's queue holds no places
     dp = (
         AdmittingDispatcher(storage=storage, events_isolation=events_isolation)
         if events_isolation

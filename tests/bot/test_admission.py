@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 from aiogram import Router
+from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
 from aiogram.types import Chat, Message, Update, User
 
 from api.runtime import Runtime, build_runtime
-from bot.admission import Admission, AdmittingDispatcher, AwayDuringLookups, AwayDuringRequests
-from bot.factory import build_bot
+from bot.admission import Admission, AdmittingDispatcher, AwayDuringLookups, AwayDuringRequests, AwayWhileLocking
+from bot.factory import build_bot, build_dispatcher
 from core.config import Settings
 from tests.fake_bot_api import FakeBotApi
 
@@ -228,6 +229,37 @@ async def test_an_update_at_work_keeps_the_next_one_waiting(api: FakeBotApi) -> 
         await bot.session.close()
 
 
+async def test_a_persons_queued_updates_hold_no_places() -> None:
+    """Updates of one person wait for their chat's lock without a place: another person is not kept waiting."""
+    admission = Admission(2)
+    release = asyncio.Event()
+    handled: list[str] = []
+    router = Router()
+
+    @router.message()
+    async def handle(message: Message) -> None:
+        handled.append(str(message.text))
+        if message.text == "x1":
+            await release.wait()  # the first update of person X takes long
+
+    isolation = AwayWhileLocking(SimpleEventIsolation(), admission)
+    dp = AdmittingDispatcher(storage=MemoryStorage(), events_isolation=isolation)
+    dp.admission = admission
+    dp.include_router(router)
+    bot = build_bot(None)
+    try:
+        x = [asyncio.create_task(dp.feed_update(bot, _update(10 + i, CHAT_A, f"x{i + 1}"))) for i in range(3)]
+        await _settle()
+        assert handled == ["x1"] and admission.busy == 1  # x2 and x3 wait for X's lock, not for a place
+        await asyncio.wait_for(dp.feed_update(bot, _update(20, CHAT_B, "y")), 10)
+        assert handled == ["x1", "y"]
+        release.set()
+        await asyncio.gather(*x)
+        assert handled == ["x1", "y", "x2", "x3"] and admission.busy == 0
+    finally:
+        await bot.session.close()
+
+
 async def test_the_runtime_wires_one_admission_through(tmp_path: Path) -> None:
     def runtime(places: int) -> Runtime:
         url = f"sqlite+aiosqlite:///{tmp_path / 'a.db'}"
@@ -242,6 +274,10 @@ async def test_the_runtime_wires_one_admission_through(tmp_path: Path) -> None:
         assert any(isinstance(m, AwayDuringRequests) and m.admission is admission for m in middleware)
         sources = limited.services.ctx.references
         assert sources and all(isinstance(s, AwayDuringLookups) and s.admission is admission for s in sources)
+        with_lock = build_dispatcher(
+            limited.services, MemoryStorage(), events_isolation=SimpleEventIsolation(), admission=admission
+        )
+        assert isinstance(with_lock.fsm.events_isolation, AwayWhileLocking)
 
         assert unlimited.admission is None and getattr(unlimited.dispatcher, "admission", None) is None
         assert not any(isinstance(m, AwayDuringRequests) for m in unlimited.bot.session.middleware)
