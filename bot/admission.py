@@ -42,15 +42,16 @@ __all__ = ["Admission", "AdmittingDispatcher", "AwayDuringLookups", "AwayDuringR
 
 class Admission:
     """``limit`` places for updates at work. :meth:`update` holds one for an update; :meth:`away` gives the
-    current task's place back around a wait on the network and takes one again, before any update that has
-    not started. A task without a place (a background task, a call outside any update) passes through."""
+    current task's place back around a wait that is not its work (the network, a chat's lock) and takes one
+    again, before any update that has not started. A task without a place (a background task, a call outside
+    any update) passes through."""
 
     def __init__(self, limit: int) -> None:
         if limit < 1:
             raise ValueError("an admission needs at least one place")
         self.limit = limit
         self._busy = 0
-        self._returning: deque[asyncio.Future[None]] = deque()  # updates back from the network
+        self._returning: deque[asyncio.Future[None]] = deque()  # updates back from a wait
         self._arriving: deque[asyncio.Future[None]] = deque()  # updates not started yet
         # The task holding a place in this context. A task started from an update copies the context, not
         # the place: only the task that took it gives it back or away.
@@ -63,7 +64,7 @@ class Admission:
 
     @property
     def waiting(self) -> int:
-        """Updates waiting for a place, new or back from the network."""
+        """Updates waiting for a place, new or back from a wait."""
         return sum(not f.done() for f in self._returning) + sum(not f.done() for f in self._arriving)
 
     @asynccontextmanager
@@ -83,7 +84,7 @@ class Admission:
 
     @asynccontextmanager
     async def away(self) -> AsyncIterator[None]:
-        """Give this task's place back while the block waits on the network; take one again after it."""
+        """Give this task's place back while the block waits; take one again after it."""
         task = asyncio.current_task()
         if task is None or self._holder.get() is not task:
             yield

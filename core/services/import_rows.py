@@ -224,7 +224,7 @@ _BY_NIK: Final = operator.itemgetter(1)  # ValidRow.nik
 
 
 class _Reading:
-    """The validation loop itself, the same in either process."""
+    """The validation loop itself, the same in either process; in this one, it is :class:`Rows` itself."""
 
     def __init__(self, job: ReadJob) -> None:
         self.source = open_rows(Path(job.path))
@@ -247,6 +247,13 @@ class _Reading:
 
     def close(self) -> None:
         self.source.close()
+
+    async def __aiter__(self) -> AsyncIterator[list[ValidRow]]:
+        for chunk in self.chunks:  # validated here, as the caller asks for the next one
+            yield chunk
+
+    async def aclose(self) -> None:
+        self.close()
 
     def _chunks(self, rows: Iterator[tuple[int, Sequence[object]]], chunk_rows: int) -> Iterator[list[ValidRow]]:
         check, issues = self.validator.check, self.issues
@@ -285,29 +292,9 @@ class _Reading:
         )
 
 
-class _Here:
-    """:class:`Rows` validated in this process, a chunk at a time as the caller asks for it."""
-
-    def __init__(self, reading: _Reading) -> None:
-        self._reading = reading
-        self.format, self.total, self.columns = reading.format, reading.total, reading.columns
-        self.issues, self.warnings = reading.issues, reading.warnings
-
-    @property
-    def rows(self) -> int:
-        return self._reading.rows
-
-    async def __aiter__(self) -> AsyncIterator[list[ValidRow]]:
-        for chunk in self._reading.chunks:
-            yield chunk
-
-    async def aclose(self) -> None:
-        self._reading.close()
-
-
 async def read_here(job: ReadJob) -> Rows:
     """Open the file and find its header here; validate here, chunk by chunk."""
-    return _Here(_Reading(job))
+    return _Reading(job)
 
 
 # --------------------------------------------------------------------------------------------
