@@ -9,9 +9,9 @@ session's connection (so in the same transaction: a rollback takes it back like 
   leaves the GIL alone so that the next chunk could be validated meanwhile, cost SQLite a third more
   CPU and came out slower; ``executemany`` itself must not overlap a busy thread: it takes the GIL back
   for every row and stalls behind it.)
-* PostgreSQL: ``COPY`` (asyncpg) in a savepoint, for the first 60 chunks of a run; a chunk whose
-  COPY meets a NIK or ticket PL holds, and the chunks after those 60, go by
-  ``INSERT … SELECT … FROM unnest($1::varchar[], …)``. PostgreSQL works in its own process, so the
+* PostgreSQL: ``COPY`` of text lines (:mod:`core.db.copy_text`, asyncpg) in a savepoint, for the
+  first 60 chunks of a run; a chunk whose COPY meets a NIK or ticket PL holds, and the chunks after
+  those 60, go by ``INSERT … SELECT … FROM unnest($1::varchar[], …)``. PostgreSQL works in its own process, so the
   caller validates the next chunk meanwhile (:attr:`TargetInserter.overlaps`).
 
 Rows whose NIK (or ticket) PL already holds are skipped (``ON CONFLICT DO NOTHING``), not an error;
@@ -28,6 +28,7 @@ from typing import Any, Final
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db.copy_text import LINE_COLUMNS, TAIL_COLUMNS, TextChunk
 from core.domain.imports import ValidRow
 
 __all__ = ["TargetInserter"]
@@ -44,7 +45,7 @@ _POSTGRES: Final = (
     "$1::varchar[], $2::varchar[], $3::varchar[], $4::date[], $5::varchar[], $6::varchar[], $7::varchar[], "
     "$8::varchar[], $9::date[]) AS u ON CONFLICT DO NOTHING"
 )
-_COPY_COLUMNS: Final = [c.strip() for c in _INSERT[_INSERT.index("(") + 1 : _INSERT.index(")")].split(",")]
+_COPY_COLUMNS: Final = [*LINE_COLUMNS, *TAIL_COLUMNS]
 _COPY_SAVEPOINTS: Final = 60
 
 
@@ -117,17 +118,16 @@ class TargetInserter:
             # ON CONFLICT: inside a savepoint, so that a NIK or ticket PL holds sends this chunk (only)
             # the INSERT way. Few savepoints: past _COPY_SAVEPOINTS (PostgreSQL caches 64 subtransactions
             # per transaction; beyond, every snapshot taken meanwhile gets slower) chunks go the INSERT way.
+            # The data go as text lines, made by the reader when it could (core.db.copy_text).
             self._savepoints += 1
             self._copy = self._savepoints < _COPY_SAVEPOINTS
-            records = [
-                (nik, ticket, name, b, sex, phone, cat, fk, sd, source, 1, now, now)
-                for (_, nik, name, b, sex, phone, cat, fk, sd), ticket in zip(rows, tickets, strict=True)
-            ]
+            chunk = rows if isinstance(rows, TextChunk) else TextChunk.of(rows)
+            data = memoryview(chunk.payload(tickets, source, now))  # bytes alone would be taken for a path
             import asyncpg
 
             try:
                 async with driver.transaction():
-                    await driver.copy_records_to_table("targets", records=records, columns=_COPY_COLUMNS)
+                    await driver.copy_to_table("targets", source=data, columns=_COPY_COLUMNS)
                 return len(rows)
             except asyncpg.UniqueViolationError:
                 pass  # rolled back to the savepoint: the INSERT way below

@@ -31,6 +31,7 @@ from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Final, Protocol
 
+from core.db.copy_text import TextChunk
 from core.domain.errors import InvalidInput
 from core.domain.imports import (
     HEADER_SEARCH_ROWS,
@@ -188,13 +189,15 @@ def _is_ods(path: Path) -> bool:
 @dataclass(frozen=True)
 class ReadJob:
     """What reading needs besides the file: PL's faskes, the day that bounds birth dates, the districts
-    the importer may assign targets to (None: any), and how many new rows make a chunk."""
+    the importer may assign targets to (None: any), how many new rows make a chunk, and whether a chunk
+    comes as COPY text lines for PostgreSQL (encoded by the reader, in the second process when there is one)."""
 
     path: str
     faskes: Mapping[str, FaskesInfo]
     today: date
     allowed_kabkota: Callable[[str], bool] | None
     chunk_rows: int
+    copy_text: bool = False  # chunks as PostgreSQL COPY lines (core.db.copy_text.TextChunk)
 
 
 class Rows(Protocol):
@@ -215,7 +218,7 @@ class Rows(Protocol):
     @property
     def rows(self) -> int: ...
 
-    def __aiter__(self) -> AsyncIterator[list[ValidRow]]: ...
+    def __aiter__(self) -> AsyncIterator[Sequence[ValidRow]]: ...
 
     async def aclose(self) -> None: ...
 
@@ -243,12 +246,13 @@ class _Reading:
         self.rows = 0
         self.issues: list[RowIssue] = []
         self.warnings = self.validator.warnings
-        self.chunks = self._chunks(rest, job.chunk_rows)
+        chunks = self._chunks(rest, job.chunk_rows)
+        self.chunks: Iterator[Sequence[ValidRow]] = map(TextChunk.of, chunks) if job.copy_text else chunks
 
     def close(self) -> None:
         self.source.close()
 
-    async def __aiter__(self) -> AsyncIterator[list[ValidRow]]:
+    async def __aiter__(self) -> AsyncIterator[Sequence[ValidRow]]:
         for chunk in self.chunks:  # validated here, as the caller asks for the next one
             yield chunk
 
@@ -341,7 +345,7 @@ class _Apart:
     async def _open(self) -> None:
         _, self.format, self.total, self.columns = await self._receive()
 
-    async def __aiter__(self) -> AsyncIterator[list[ValidRow]]:
+    async def __aiter__(self) -> AsyncIterator[Sequence[ValidRow]]:
         make = ValidRow._make
         while True:
             message = await self._receive()
@@ -349,7 +353,7 @@ class _Apart:
                 _, self.rows, self.issues, self.warnings = message
                 return
             _, self.rows, rows = message
-            yield list(map(make, rows))
+            yield rows if isinstance(rows, TextChunk) else list(map(make, rows))
 
     async def aclose(self) -> None:
         process = self._process
@@ -409,7 +413,7 @@ def _serve() -> None:
     try:
         send("header", reading.format, reading.total, reading.columns)
         for chunk in reading.chunks:
-            send("chunk", reading.rows, list(map(tuple, chunk)))
+            send("chunk", reading.rows, chunk if isinstance(chunk, TextChunk) else list(map(tuple, chunk)))
         send("end", reading.rows, reading.issues, reading.warnings)
     except BrokenPipeError:
         pass  # the parent stopped listening: its run has ended

@@ -25,7 +25,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -279,7 +279,7 @@ class ImportService:
             if sqlite:
                 await uow.session.execute(text("PRAGMA cache_size = -65536"))
             default_chunk = CHUNK_ROWS if sqlite else CHUNK_ROWS_POSTGRES
-            job = await self._job(uow, path, regions, started, chunk_rows or default_chunk)
+            job = await self._job(uow, path, regions, started, chunk_rows or default_chunk, copy_text=not sqlite)
             rows = await (read_apart(job) if apart else read_here(job))
             try:
                 inserter = await TargetInserter.open(uow.session)
@@ -309,7 +309,9 @@ class ImportService:
         return report
 
     @staticmethod
-    async def _job(uow: SqlUnitOfWork, path: Path, regions: RegionScope, now: datetime, chunk_rows: int) -> ReadJob:
+    async def _job(
+        uow: SqlUnitOfWork, path: Path, regions: RegionScope, now: datetime, chunk_rows: int, *, copy_text: bool
+    ) -> ReadJob:
         """What reading the file needs from PL: its faskes, and the districts ``regions`` allows among them."""
         faskes = {
             code: FaskesInfo(kabkota, bool(vaccinator))
@@ -329,6 +331,7 @@ class ImportService:
             today=local_date(now, WIT),  # the latest calendar date anywhere in Indonesia
             allowed_kabkota=None if allowed is None else allowed.__contains__,
             chunk_rows=chunk_rows,
+            copy_text=copy_text,
         )
 
     async def _read_and_write(self, uow: SqlUnitOfWork, run: _Run, rows: Rows, progress: Progress | None) -> None:
@@ -338,13 +341,14 @@ class ImportService:
         reported = -1
         try:
             async for chunk in rows:
+                tickets = self._fresh_tickets(len(chunk))  # while PostgreSQL writes the last chunk
                 if writing is not None:
                     await writing
                     writing = None
                 if run.inserter.overlaps:
-                    writing = await self._start_write(uow, run, chunk)
+                    writing = await self._start_write(uow, run, chunk, tickets)
                 else:
-                    await self._write(uow, run, chunk)
+                    await self._write(uow, run, chunk, tickets)
                 if progress is not None and rows.rows != reported:
                     reported = rows.rows
                     progress(reported, rows.total)
@@ -363,18 +367,20 @@ class ImportService:
             if writing is not None and not writing.cancelled():
                 writing.exception()  # retrieved: the error that ends the run is the reader's
 
-    async def _start_write(self, uow: SqlUnitOfWork, run: _Run, chunk: list[ValidRow]) -> asyncio.Task[None]:
+    async def _start_write(
+        self, uow: SqlUnitOfWork, run: _Run, chunk: Sequence[ValidRow], tickets: list[str]
+    ) -> asyncio.Task[None]:
         """Start writing ``chunk`` and return once its statement is on its way (the driver's thread or
         PostgreSQL does the work while the caller reads on)."""
-        task = asyncio.ensure_future(self._write(uow, run, chunk))
+        task = asyncio.ensure_future(self._write(uow, run, chunk, tickets))
         await asyncio.sleep(0)
         return task
 
-    async def _write(self, uow: SqlUnitOfWork, run: _Run, chunk: list[ValidRow]) -> None:
-        """Write one chunk and count what it did. An integrity error that ``ON CONFLICT`` does not absorb
-        (a faskes removed meanwhile) ends the run: nothing is written."""
+    async def _write(self, uow: SqlUnitOfWork, run: _Run, chunk: Sequence[ValidRow], tickets: list[str]) -> None:
+        """Write one chunk with ``tickets`` (one each) and count what it did. An integrity error that
+        ``ON CONFLICT`` does not absorb (a faskes removed meanwhile) ends the run: nothing is written."""
         try:
-            created, updated, unchanged, locked = await self._write_chunk(uow, run, chunk)
+            created, updated, unchanged, locked = await self._write_chunk(uow, run, chunk, tickets)
         except IntegrityError:
             raise Conflict("import_concurrent_change") from None
         counts = run.counts
@@ -386,10 +392,10 @@ class ImportService:
             run.issue(issue)
 
     async def _write_chunk(
-        self, uow: SqlUnitOfWork, run: _Run, chunk: list[ValidRow]
+        self, uow: SqlUnitOfWork, run: _Run, chunk: Sequence[ValidRow], tickets: list[str]
     ) -> tuple[int, int, int, list[RowIssue]]:
-        """Insert the chunk's rows with fresh tickets. When some did not go in, look them up: a NIK PL
-        holds is an existing target; a ticket PL holds (rare: 31⁹ tickets) is drawn again, up to
+        """Insert the chunk's rows with ``tickets`` (fresh, sorted). When some did not go in, look them up:
+        a NIK PL holds is an existing target; a ticket PL holds (rare: 31⁹ tickets) is drawn again, up to
         ``_RETRIES`` draws, then ``Conflict``.
 
         The rows go in NIK order and the tickets in their own order: both unique indexes then take the
@@ -398,7 +404,8 @@ class ImportService:
         todo, created = chunk, 0  # in NIK order already (see core.services.import_rows)
         existing: dict[str, Any] = {}
         for attempt in range(_RETRIES):
-            tickets = sorted(await self._fresh_tickets(uow, len(todo)))
+            if attempt:
+                tickets = self._fresh_tickets(len(todo))
             inserted = await run.inserter.insert(todo, tickets, source=run.source, now=run.now)
             created += inserted
             if inserted == len(todo):
@@ -448,7 +455,7 @@ class ImportService:
         return held
 
     async def _update_existing(
-        self, uow: SqlUnitOfWork, run: _Run, chunk: list[ValidRow], existing: dict[str, Any]
+        self, uow: SqlUnitOfWork, run: _Run, chunk: Sequence[ValidRow], existing: dict[str, Any]
     ) -> tuple[int, int, list[RowIssue]]:
         """Update existing targets whose data differ, only while they have no desk entry."""
         t = _TARGETS
@@ -519,13 +526,13 @@ class ImportService:
         return len(candidates), unchanged, locked
 
     @staticmethod
-    async def _fresh_tickets(uow: SqlUnitOfWork, count: int) -> list[str]:
-        """``count`` distinct new tickets. Whether PL holds one already is the unique index's to say:
-        the insert skips such a row, and the row gets another draw."""
-        del uow  # PL is not asked: see above
+    def _fresh_tickets(count: int) -> list[str]:
+        """``count`` distinct new tickets, sorted. Whether PL holds one already is the unique index's to
+        say: the insert skips such a row, and the row gets another draw."""
         out = list(dict.fromkeys(generate_tickets(count)))
         while len(out) < count:
             out = list(dict.fromkeys(out + generate_tickets(count - len(out))))
+        out.sort()
         return out
 
     @staticmethod
