@@ -29,7 +29,6 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 import core.domain.screening as screening_rules
 from bot.callbacks import VisitAction
@@ -160,13 +159,15 @@ def fmt_bp(bp: list[int] | None, bp2: list[int] | None = None) -> str:
 
 def queue_view(queue: ScreeningQueue, t: Translator) -> tuple[str, InlineKeyboardMarkup | None]:
     lines = [t("meja2.queue_title", count=len(queue.waiting) + queue.more)]
-    kb = InlineKeyboardBuilder()
+    kb: list[list[InlineKeyboardButton]] = []
     for e in queue.waiting:
         label = t("meja2.button_visit", name=e.name, dose=e.dose_number, time=e.opened_at.strftime("%H:%M"))
-        kb.row(
-            InlineKeyboardButton(
-                text=html.unescape(label), callback_data=VisitAction(action="screen", visit_id=e.visit_id).pack()
-            )
+        kb.append(
+            [
+                InlineKeyboardButton(
+                    text=html.unescape(label), callback_data=VisitAction(action="screen", visit_id=e.visit_id).pack()
+                )
+            ]
         )
     if not queue.waiting:
         lines.append(t("meja2.queue_empty"))
@@ -176,13 +177,15 @@ def queue_view(queue: ScreeningQueue, t: Translator) -> tuple[str, InlineKeyboar
         lines.append(t("meja2.queue_editable"))
         for e in queue.editable:
             label = t("meja2.button_edit", name=e.name)
-            kb.row(
-                InlineKeyboardButton(
-                    text=html.unescape(label), callback_data=Screen(action="edit", visit_id=e.visit_id).pack()
-                )
+            kb.append(
+                [
+                    InlineKeyboardButton(
+                        text=html.unescape(label), callback_data=Screen(action="edit", visit_id=e.visit_id).pack()
+                    )
+                ]
             )
     lines.append(t("meja2.queue_hint"))
-    markup = kb.as_markup() if (queue.waiting or queue.editable) else None
+    markup = InlineKeyboardMarkup(inline_keyboard=kb) if (queue.waiting or queue.editable) else None
     return "\n".join(lines), markup
 
 
@@ -371,7 +374,7 @@ def checklist_view(data: Mapping[str, Any], t: Translator) -> tuple[str, InlineK
         ),
         "",
     ]
-    kb = InlineKeyboardBuilder()
+    kb: list[list[InlineKeyboardButton]] = []
     buttons: list[InlineKeyboardButton] = []
     for item in subject.visible(yes):
         number = numbers[item.id]
@@ -385,10 +388,10 @@ def checklist_view(data: Mapping[str, Any], t: Translator) -> tuple[str, InlineK
             )
         )
     for i in range(0, len(buttons), TOGGLES_PER_ROW):
-        kb.row(*buttons[i : i + TOGGLES_PER_ROW])
+        kb.append(buttons[i : i + TOGGLES_PER_ROW])
     done = "meja2.next_with_yes" if yes else "meja2.all_no"
-    kb.row(InlineKeyboardButton(text=t(done), callback_data=Screen(action="done", visit_id=visit_id).pack()))
-    return "\n".join(lines), kb.as_markup()
+    kb.append([InlineKeyboardButton(text=t(done), callback_data=Screen(action="done", visit_id=visit_id).pack())])
+    return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=kb)
 
 
 async def _show_checklist(message: Message, data: Mapping[str, Any], t: Translator, state: FSMContext) -> None:
@@ -451,19 +454,25 @@ def review_view(data: Mapping[str, Any], result: ScreeningResult, t: Translator)
             lines.append(t("meja2.rescreen_open"))
     lines.append(t("meja2.confirm"))
     visit_id = int(data["visit"])
-    kb = InlineKeyboardBuilder()
-    kb.row(
-        InlineKeyboardButton(text=t("meja2.button_save"), callback_data=Screen(action="save", visit_id=visit_id).pack())
+    kb: list[list[InlineKeyboardButton]] = []
+    kb.append(
+        [
+            InlineKeyboardButton(
+                text=t("meja2.button_save"), callback_data=Screen(action="save", visit_id=visit_id).pack()
+            )
+        ]
     )
-    kb.row(
-        InlineKeyboardButton(
-            text=t("meja2.button_back"), callback_data=Screen(action="back", visit_id=visit_id).pack()
-        ),
-        InlineKeyboardButton(
-            text=t("meja2.button_vitals"), callback_data=Screen(action="vitals", visit_id=visit_id).pack()
-        ),
+    kb.append(
+        [
+            InlineKeyboardButton(
+                text=t("meja2.button_back"), callback_data=Screen(action="back", visit_id=visit_id).pack()
+            ),
+            InlineKeyboardButton(
+                text=t("meja2.button_vitals"), callback_data=Screen(action="vitals", visit_id=visit_id).pack()
+            ),
+        ]
     )
-    return "\n".join(lines), kb.as_markup()
+    return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=kb)
 
 
 async def review(callback: CallbackQuery, callback_data: Screen, t: Translator, state: FSMContext) -> None:
@@ -528,9 +537,16 @@ def saved_view(saved: ScreeningSaved, t: Translator) -> tuple[str, InlineKeyboar
         )
     markup = None
     if saved.status is VisitStatus.TUNDA:
-        kb = InlineKeyboardBuilder()
-        kb.button(text=t("meja2.button_edit_tunda"), callback_data=Screen(action="edit", visit_id=saved.visit_id))
-        markup = kb.as_markup()
+        kb: list[list[InlineKeyboardButton]] = []
+        kb.append(
+            [
+                InlineKeyboardButton(
+                    text=t("meja2.button_edit_tunda"),
+                    callback_data=Screen(action="edit", visit_id=saved.visit_id).pack(),
+                )
+            ]
+        )
+        markup = InlineKeyboardMarkup(inline_keyboard=kb)
     return "\n".join(lines), markup
 
 

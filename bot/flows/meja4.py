@@ -23,7 +23,6 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import VisitAction
 from bot.flows.meja2 import fmt_date
@@ -112,13 +111,15 @@ def queue_view(
     queue: VaccinationQueue, t: Translator, now_minutes: Mapping[int, int]
 ) -> tuple[str, InlineKeyboardMarkup | None]:
     lines = [t("meja4.queue_title", count=len(queue.waiting) + queue.more)]
-    kb = InlineKeyboardBuilder()
+    kb: list[list[InlineKeyboardButton]] = []
     for e in queue.waiting:
-        kb.row(
-            _button(
-                t("meja4.button_visit", name=e.name, dose=e.dose_number),
-                VisitAction(action="vaccinate", visit_id=e.visit_id),
-            )
+        kb.append(
+            [
+                _button(
+                    t("meja4.button_visit", name=e.name, dose=e.dose_number),
+                    VisitAction(action="vaccinate", visit_id=e.visit_id),
+                )
+            ]
         )
     if not queue.waiting:
         lines.append(t("meja4.queue_empty"))
@@ -128,9 +129,9 @@ def queue_view(
         lines.append(t("meja4.queue_observing", count=len(queue.observing)))
         for e in queue.observing:
             label = t("meja4.button_observe", name=e.name, minutes=now_minutes.get(e.visit_id, 0))
-            kb.row(_button(label, VisitAction(action="observe", visit_id=e.visit_id)))
+            kb.append([_button(label, VisitAction(action="observe", visit_id=e.visit_id))])
     lines.append(t("meja4.queue_hint"))
-    return "\n".join(lines), kb.as_markup() if (queue.waiting or queue.observing) else None
+    return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=kb) if (queue.waiting or queue.observing) else None
 
 
 def _elapsed(queue: VaccinationQueue, services: Services) -> dict[int, int]:
@@ -262,20 +263,20 @@ def _product_view(data: Mapping[str, Any], t: Translator) -> tuple[str, InlineKe
     visit_id = int(data["visit"])
     products: dict[str, str] = data["products"]
     last = data.get("last")
-    kb = InlineKeyboardBuilder()
+    kb: list[list[InlineKeyboardButton]] = []
     lines = _intro(data, t)
     if last and last["product"] in products:
         expiry = _expiry_label(last["expiry"])
         params = {"product": products[last["product"]], "batch": last["batch"]}
         label = t("meja4.button_last_expiry", **params, expiry=expiry) if expiry else t("meja4.button_last", **params)
-        kb.row(_button(label, Vax(action="last", visit_id=visit_id)))
+        kb.append([_button(label, Vax(action="last", visit_id=visit_id))])
         lines.append(t("meja4.ask_product_last"))
     else:
         lines.append(t("meja4.ask_product"))
     buttons = [_button(name, Vax(action="prod", visit_id=visit_id, value=code)) for code, name in products.items()]
     for i in range(0, len(buttons), PRODUCTS_PER_ROW):
-        kb.row(*buttons[i : i + PRODUCTS_PER_ROW])
-    return "\n".join(lines), kb.as_markup()
+        kb.append(buttons[i : i + PRODUCTS_PER_ROW])
+    return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=kb)
 
 
 def _batch_view(
@@ -295,9 +296,9 @@ def _batch_view(
         if expiry
         else t("meja4.button_last_batch", batch=last["batch"])
     )
-    kb = InlineKeyboardBuilder()
-    kb.row(_button(label, Vax(action="lastb", visit_id=int(data["visit"]))))
-    return "\n".join(lines), kb.as_markup()
+    kb: list[list[InlineKeyboardButton]] = []
+    kb.append([_button(label, Vax(action="lastb", visit_id=int(data["visit"])))])
+    return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=kb)
 
 
 def _code_view(data: Mapping[str, Any], t: Translator) -> tuple[str, InlineKeyboardMarkup]:
@@ -311,9 +312,9 @@ def _code_view(data: Mapping[str, Any], t: Translator) -> tuple[str, InlineKeybo
     )
     if expiry:
         summary += t("meja4.summary_expiry", expiry=fmt_date(date.fromisoformat(expiry)))
-    kb = InlineKeyboardBuilder()
-    kb.row(_button(t("meja4.button_change"), Vax(action="chg", visit_id=int(data["visit"]))))
-    return f"{summary}\n{t('meja4.ask_code')}", kb.as_markup()
+    kb: list[list[InlineKeyboardButton]] = []
+    kb.append([_button(t("meja4.button_change"), Vax(action="chg", visit_id=int(data["visit"])))])
+    return f"{summary}\n{t('meja4.ask_code')}", InlineKeyboardMarkup(inline_keyboard=kb)
 
 
 async def choose_product(callback: CallbackQuery, callback_data: Vax, t: Translator, state: FSMContext) -> None:
@@ -359,9 +360,9 @@ async def batch(message: Message, t: Translator, state: FSMContext) -> None:
     data = await state.update_data(batch=value, expiry=expiry_iso)
     if expiry_iso is None:
         await state.set_state(Meja4.expiry)
-        kb = InlineKeyboardBuilder()
-        kb.row(_button(t("meja4.button_skip"), Vax(action="skip", visit_id=int(data["visit"]))))
-        await message.answer(t("meja4.ask_expiry", batch=value), reply_markup=kb.as_markup())
+        kb: list[list[InlineKeyboardButton]] = []
+        kb.append([_button(t("meja4.button_skip"), Vax(action="skip", visit_id=int(data["visit"])))])
+        await message.answer(t("meja4.ask_expiry", batch=value), reply_markup=InlineKeyboardMarkup(inline_keyboard=kb))
         return
     await state.set_state(Meja4.code)
     text, markup = _code_view(data, t)
@@ -442,13 +443,19 @@ async def code(message: Message, actor: Actor, t: Translator, state: FSMContext,
 
 
 def kipi_buttons(visit_id: int, t: Translator) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    kb.row(_button(t("meja4.button_kipi_none"), Vax(action="kipi", visit_id=visit_id, value=KipiOutcome.NONE.value)))
-    kb.row(
-        _button(t("meja4.button_kipi_mild"), Vax(action="kipi", visit_id=visit_id, value=KipiOutcome.MILD.value)),
-        _button(t("meja4.button_kipi_serious"), Vax(action="kipi", visit_id=visit_id, value=KipiOutcome.SERIOUS.value)),
+    kb: list[list[InlineKeyboardButton]] = []
+    kb.append(
+        [_button(t("meja4.button_kipi_none"), Vax(action="kipi", visit_id=visit_id, value=KipiOutcome.NONE.value))]
     )
-    return kb.as_markup()
+    kb.append(
+        [
+            _button(t("meja4.button_kipi_mild"), Vax(action="kipi", visit_id=visit_id, value=KipiOutcome.MILD.value)),
+            _button(
+                t("meja4.button_kipi_serious"), Vax(action="kipi", visit_id=visit_id, value=KipiOutcome.SERIOUS.value)
+            ),
+        ]
+    )
+    return InlineKeyboardMarkup(inline_keyboard=kb)
 
 
 def saved_view(saved: VaccinationSaved, t: Translator) -> tuple[str, InlineKeyboardMarkup]:
@@ -537,13 +544,16 @@ async def kipi(
         except Refused as exc:
             if exc.reason != "observation_early":
                 raise
-            kb = InlineKeyboardBuilder()
-            kb.row(
+            early = [
                 _button(t("meja4.button_early_yes"), Vax(action="early", visit_id=callback_data.visit_id)),
                 _button(t("meja4.button_early_no"), Vax(action="later", visit_id=callback_data.visit_id)),
-            )
+            ]
             await callback.answer()
-            await edit_or_send(callback, t("meja4.early", minutes=exc.params.get("minutes", 0)), kb.as_markup())
+            await edit_or_send(
+                callback,
+                t("meja4.early", minutes=exc.params.get("minutes", 0)),
+                InlineKeyboardMarkup(inline_keyboard=[early]),
+            )
         return
     # Mild or serious: ask for the description (checked by core: the visit must be in observation).
     form = await services.vaccination.observation(actor, callback_data.visit_id)
@@ -551,9 +561,8 @@ async def kipi(
     await state.set_data({"visit": form.visit_id, "kipi": outcome.value})
     markup = None
     if outcome is KipiOutcome.MILD:
-        kb = InlineKeyboardBuilder()
-        kb.row(_button(t("meja4.button_skip"), Vax(action="note", visit_id=form.visit_id)))
-        markup = kb.as_markup()
+        skip = _button(t("meja4.button_skip"), Vax(action="note", visit_id=form.visit_id))
+        markup = InlineKeyboardMarkup(inline_keyboard=[[skip]])
     await callback.answer()
     await remove_buttons(callback)
     prompt = t("meja4.ask_mild") if outcome is KipiOutcome.MILD else t("meja4.ask_serious")
