@@ -8,12 +8,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import models
+from core.db.driver_statement import DriverStatement
 from core.domain.vaccines import IntervalRule
 
 
@@ -87,16 +88,19 @@ ACTOR_COLUMNS = (
 )
 
 
+# The account's re-check, on nearly every desk update, and the bot's look-up of its sender.
+_ACTOR_BY_ID: Final = DriverStatement(select(*ACTOR_COLUMNS).where(models.Account.id == bindparam("account_id")))
+_ACTOR_BY_TELEGRAM_ID: Final = DriverStatement(
+    select(*ACTOR_COLUMNS).where(models.Account.telegram_id == bindparam("telegram_id"))
+)
+
+
 class AccountRepository(_Repository):
     async def actor_row(self, account_id: int) -> Any:
-        stmt = select(*ACTOR_COLUMNS).where(models.Account.id == account_id)
-        row: Any = (await self.session.execute(stmt)).first()
-        return row
+        return await _ACTOR_BY_ID.first(self.session, account_id=account_id)
 
     async def actor_row_by_telegram_id(self, telegram_id: int) -> Any:
-        stmt = select(*ACTOR_COLUMNS).where(models.Account.telegram_id == telegram_id)
-        row: Any = (await self.session.execute(stmt)).first()
-        return row
+        return await _ACTOR_BY_TELEGRAM_ID.first(self.session, telegram_id=telegram_id)
 
     async def by_telegram_id(self, telegram_id: int) -> models.Account | None:
         stmt = select(models.Account).where(models.Account.telegram_id == telegram_id)
