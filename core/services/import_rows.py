@@ -7,7 +7,8 @@ writes; :func:`read_apart` runs the same loop in a second Python process
 (``python -m core.services.import_rows``) so that validation and the database's write go on at once
 where the write itself holds this process (SQLite's ``executemany`` takes the GIL back for every row,
 so a thread cannot overlap it). The second process imports no SQLAlchemy and writes nothing: it reads
-the file and sends chunks back as pickled frames on its standard output.
+the file and sends chunks back as pickled frames on its standard output: row tuples for SQLite, COPY text
+lines for PostgreSQL (:mod:`core.db.copy_text`, so that the writer only adds each ticket).
 
 No database here: the faskes the rows may name come in the :class:`ReadJob`.
 """
@@ -317,7 +318,8 @@ _GC_YOUNG_THRESHOLD: Final = 100_000
 class _Apart:
     """:class:`Rows` read and validated by a child process, which works on the next chunk while the
     caller writes this one. Messages (pickled, length-prefixed) on the child's standard output:
-    ``("header", format, total, columns)``, then ``("chunk", rows, [row tuples])`` each, then
+    ``("header", format, total, columns)``, then ``("chunk", rows, chunk)`` each (row tuples, or for
+    PostgreSQL a :class:`~core.db.copy_text.TextChunk` of COPY lines), then
     ``("end", rows, issues, warnings)``; or ``("error", exception)`` at any point."""
 
     def __init__(self, process: asyncio.subprocess.Process) -> None:

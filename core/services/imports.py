@@ -5,7 +5,7 @@ the csv module for text), validates every row (:mod:`core.domain.imports`), and 
 targets, each with a fresh ticket, in **one transaction**: a file that cannot be read to its end, or a
 database failure half-way, leaves nothing behind. Rows are written in chunks straight through the
 driver on the unit of work's connection (:mod:`core.db.bulk`: sqlite3 ``executemany``, PostgreSQL
-``COPY``), skipping NIKs PL holds. A file of :data:`READ_APART_BYTES` or more is read and validated in a
+``COPY`` of text lines the reader made), skipping NIKs PL holds. A file of :data:`READ_APART_BYTES` or more is read and validated in a
 second process (:mod:`core.services.import_rows`) while this one writes; on PostgreSQL a chunk is also
 written while the next one is received or validated. Only when fewer rows went in than were sent does
 the chunk look at PL: a NIK PL holds is left alone (or, with ``update_existing``, updated while the
