@@ -1,17 +1,17 @@
 """Import target lists and generate their tickets ("generate tiket").
 
-``ImportService.run`` reads a SISDMK export or an Excel/CSV list (python-calamine for spreadsheets,
-the csv module for text), validates every row (:mod:`core.domain.imports`), and writes the valid new
-targets, each with a fresh ticket, in **one transaction**: a file that cannot be read to its end, or a
-database failure half-way, leaves nothing behind. Rows are written in chunks straight through the
-driver on the unit of work's connection (:mod:`core.db.bulk`: sqlite3 ``executemany``, PostgreSQL
-``COPY`` of text lines the reader made), skipping NIKs PL holds. A file of :data:`READ_APART_BYTES` or more is read and validated in a
-second process (:mod:`core.services.import_rows`) while this one writes; on PostgreSQL a chunk is also
-written while the next one is received or validated. Only when fewer rows went in than were sent does
-the chunk look at PL: a NIK PL holds is left alone (or, with ``update_existing``, updated while the
-target has no desk entry); a ticket PL holds is drawn again. A second run of the same file changes no
-target. The run ends with an :class:`ImportReport` (counts, and every rejected row with its line and
-reason), downloadable as CSV or xlsx, and one ``import.run`` audit event with the counts.
+``ImportService.run`` reads a SISDMK export or an Excel/CSV list (python-calamine for spreadsheets, the csv
+module for text), validates every row (:mod:`core.domain.imports`), and writes the valid new targets, each
+with a fresh ticket, in **one transaction**: a file that cannot be read to its end, or a database failure
+half-way, leaves nothing behind. Rows are written in chunks straight through the driver on the unit of work's
+connection (:mod:`core.db.bulk`: sqlite3 ``executemany``, PostgreSQL ``COPY`` of text lines the reader made),
+skipping NIKs PL holds. A file of :data:`READ_APART_BYTES` or more is read and validated in a second process
+(:mod:`core.services.import_rows`) while this one writes; on PostgreSQL a chunk is also written while the next
+one is received or validated. Only when fewer rows went in than were sent does the chunk look at PL: a NIK PL
+holds is left alone (or, with ``update_existing``, updated while the target has no desk entry); a ticket PL
+holds is drawn again. A second run of the same file changes no target. The run ends with an
+:class:`ImportReport` (counts, and every rejected row with its line and reason), downloadable as CSV or xlsx,
+and one ``import.run`` audit event with the counts.
 """
 
 from __future__ import annotations
