@@ -37,15 +37,16 @@ class DriverStatement:
 
     def __init__(self, statement: Select[*tuple[Any, ...]]) -> None:
         self.statement = statement
-        self._plans: dict[str, _Plan] = {}
+        self._plans: dict[tuple[str, str, str], _Plan] = {}  # by dialect, driver and parameter style
 
     async def first(self, session: AsyncSession, **values: Any) -> Row[Any] | None:
         """The first row for ``values`` (one per bound parameter, by name), or None."""
         conn = await session.connection()
         dialect = conn.dialect
-        plan = self._plans.get(dialect.name)
+        key = (dialect.name, dialect.driver, dialect.paramstyle)
+        plan = self._plans.get(key)
         if plan is None:
-            plan = self._plans[dialect.name] = self._plan(dialect)
+            plan = self._plans[key] = self._plan(dialect)
         if plan.sql is None:
             row: Row[Any] | None = (await session.execute(self.statement, values)).first()
         else:
