@@ -454,25 +454,15 @@ def review_view(data: Mapping[str, Any], result: ScreeningResult, t: Translator)
             lines.append(t("meja2.rescreen_open"))
     lines.append(t("meja2.confirm"))
     visit_id = int(data["visit"])
-    kb: list[list[InlineKeyboardButton]] = []
-    kb.append(
-        [
-            InlineKeyboardButton(
-                text=t("meja2.button_save"), callback_data=Screen(action="save", visit_id=visit_id).pack()
-            )
-        ]
-    )
-    kb.append(
-        [
-            InlineKeyboardButton(
-                text=t("meja2.button_back"), callback_data=Screen(action="back", visit_id=visit_id).pack()
-            ),
-            InlineKeyboardButton(
-                text=t("meja2.button_vitals"), callback_data=Screen(action="vitals", visit_id=visit_id).pack()
-            ),
-        ]
-    )
-    return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=kb)
+
+    def button(key: str, action: str) -> InlineKeyboardButton:
+        return InlineKeyboardButton(text=t(key), callback_data=Screen(action=action, visit_id=visit_id).pack())
+
+    rows = [
+        [button("meja2.button_save", "save")],
+        [button("meja2.button_back", "back"), button("meja2.button_vitals", "vitals")],
+    ]
+    return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 async def review(callback: CallbackQuery, callback_data: Screen, t: Translator, state: FSMContext) -> None:
@@ -537,16 +527,10 @@ def saved_view(saved: ScreeningSaved, t: Translator) -> tuple[str, InlineKeyboar
         )
     markup = None
     if saved.status is VisitStatus.TUNDA:
-        kb: list[list[InlineKeyboardButton]] = []
-        kb.append(
-            [
-                InlineKeyboardButton(
-                    text=t("meja2.button_edit_tunda"),
-                    callback_data=Screen(action="edit", visit_id=saved.visit_id).pack(),
-                )
-            ]
+        edit = InlineKeyboardButton(
+            text=t("meja2.button_edit_tunda"), callback_data=Screen(action="edit", visit_id=saved.visit_id).pack()
         )
-        markup = InlineKeyboardMarkup(inline_keyboard=kb)
+        markup = InlineKeyboardMarkup(inline_keyboard=[[edit]])
     return "\n".join(lines), markup
 
 

@@ -296,9 +296,8 @@ def _batch_view(
         if expiry
         else t("meja4.button_last_batch", batch=last["batch"])
     )
-    kb: list[list[InlineKeyboardButton]] = []
-    kb.append([_button(label, Vax(action="lastb", visit_id=int(data["visit"])))])
-    return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=kb)
+    last = _button(label, Vax(action="lastb", visit_id=int(data["visit"])))
+    return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=[[last]])
 
 
 def _code_view(data: Mapping[str, Any], t: Translator) -> tuple[str, InlineKeyboardMarkup]:
@@ -312,9 +311,8 @@ def _code_view(data: Mapping[str, Any], t: Translator) -> tuple[str, InlineKeybo
     )
     if expiry:
         summary += t("meja4.summary_expiry", expiry=fmt_date(date.fromisoformat(expiry)))
-    kb: list[list[InlineKeyboardButton]] = []
-    kb.append([_button(t("meja4.button_change"), Vax(action="chg", visit_id=int(data["visit"])))])
-    return f"{summary}\n{t('meja4.ask_code')}", InlineKeyboardMarkup(inline_keyboard=kb)
+    change = _button(t("meja4.button_change"), Vax(action="chg", visit_id=int(data["visit"])))
+    return f"{summary}\n{t('meja4.ask_code')}", InlineKeyboardMarkup(inline_keyboard=[[change]])
 
 
 async def choose_product(callback: CallbackQuery, callback_data: Vax, t: Translator, state: FSMContext) -> None:
@@ -360,9 +358,10 @@ async def batch(message: Message, t: Translator, state: FSMContext) -> None:
     data = await state.update_data(batch=value, expiry=expiry_iso)
     if expiry_iso is None:
         await state.set_state(Meja4.expiry)
-        kb: list[list[InlineKeyboardButton]] = []
-        kb.append([_button(t("meja4.button_skip"), Vax(action="skip", visit_id=int(data["visit"])))])
-        await message.answer(t("meja4.ask_expiry", batch=value), reply_markup=InlineKeyboardMarkup(inline_keyboard=kb))
+        skip = _button(t("meja4.button_skip"), Vax(action="skip", visit_id=int(data["visit"])))
+        await message.answer(
+            t("meja4.ask_expiry", batch=value), reply_markup=InlineKeyboardMarkup(inline_keyboard=[[skip]])
+        )
         return
     await state.set_state(Meja4.code)
     text, markup = _code_view(data, t)
@@ -443,19 +442,15 @@ async def code(message: Message, actor: Actor, t: Translator, state: FSMContext,
 
 
 def kipi_buttons(visit_id: int, t: Translator) -> InlineKeyboardMarkup:
-    kb: list[list[InlineKeyboardButton]] = []
-    kb.append(
-        [_button(t("meja4.button_kipi_none"), Vax(action="kipi", visit_id=visit_id, value=KipiOutcome.NONE.value))]
+    def kipi(key: str, outcome: KipiOutcome) -> InlineKeyboardButton:
+        return _button(t(key), Vax(action="kipi", visit_id=visit_id, value=outcome.value))
+
+    none = kipi("meja4.button_kipi_none", KipiOutcome.NONE)
+    mild, serious = (
+        kipi("meja4.button_kipi_mild", KipiOutcome.MILD),
+        kipi("meja4.button_kipi_serious", KipiOutcome.SERIOUS),
     )
-    kb.append(
-        [
-            _button(t("meja4.button_kipi_mild"), Vax(action="kipi", visit_id=visit_id, value=KipiOutcome.MILD.value)),
-            _button(
-                t("meja4.button_kipi_serious"), Vax(action="kipi", visit_id=visit_id, value=KipiOutcome.SERIOUS.value)
-            ),
-        ]
-    )
-    return InlineKeyboardMarkup(inline_keyboard=kb)
+    return InlineKeyboardMarkup(inline_keyboard=[[none], [mild, serious]])
 
 
 def saved_view(saved: VaccinationSaved, t: Translator) -> tuple[str, InlineKeyboardMarkup]:
