@@ -67,15 +67,11 @@ async def _throughput(keys: list[str], call: Callable[[str], Awaitable[Any]]) ->
 def _app_read(ctx: Any, actor: Any, kind: str) -> Callable[[str], Awaitable[Any]]:
     """The read of ``LookupService.find`` without the rate limiter and the card: the account (re-checked)
     and the target in one statement (``core.services.lookup.reader_and_target``), in a read-only unit of work."""
-    from core.db import models
     from core.services.lookup import reader_and_target
-
-    T = models.Target
-    column = T.nik if kind == "nik" else T.ticket
 
     async def read(key: str) -> Any:
         async with ctx.uow(actor, read_only=True) as uow:
-            return (await reader_and_target(uow, actor, column == key))[1]
+            return (await reader_and_target(uow, actor, "nik" if kind == "nik" else "ticket", key))[1]
 
     return read
 

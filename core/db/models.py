@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -22,6 +22,7 @@ from sqlalchemy import (
     Numeric,
     SmallInteger,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -326,3 +327,11 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
     last_used_at: Mapped[datetime | None] = mapped_column()
+
+
+# The tables, for Core DML on hot paths: the ORM copies its own UPDATE and INSERT statements on every execution (a new
+# cache key each time), where a Core statement on the table is built, and its cache key computed, once.
+targets_table: Final = cast(Table, Target.__table__)
+visits_table: Final = cast(Table, Visit.__table__)
+audit_events_table: Final = cast(Table, AuditEvent.__table__)
+audit_head_table: Final = cast(Table, AuditHead.__table__)

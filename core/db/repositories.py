@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, bindparam, or_, select
+from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from core.db import models
 from core.db.driver_statement import DriverStatement
 from core.domain.vaccines import IntervalRule
+from core.domain.visits import VisitStatus
 
 
 class _Repository:
@@ -23,13 +25,51 @@ class _Repository:
         self.session = session
 
 
+# Hot statements are built once, with their values bound at execution: building a statement and its cache key
+# costs SQLAlchemy 0.02-0.07 ms of CPU each time, more than a point read costs PostgreSQL (docs/performance.md).
+_TARGET_BY_NIK: Final = select(models.Target).where(models.Target.nik == bindparam("nik"))
+_TARGET_BY_TICKET: Final = select(models.Target).where(models.Target.ticket == bindparam("ticket"))
+_VISITS_OF_TARGET: Final = (
+    select(models.Visit).where(models.Visit.target_id == bindparam("target_id")).order_by(models.Visit.id)
+)
+
+
+def _desk_list(
+    waiting: VisitStatus, today_only: VisitStatus, today_since: QueryableAttribute[Any]
+) -> Select[models.Visit, str]:
+    """A desk's list: the faskes' visits ``waiting`` today (open), and those that reached ``today_only`` since the
+    start of the local day (``today_since``), each with the target's name.
+
+    Fresh from the database even after a conditional update in the same unit of work (a save reads the list it
+    leaves behind), where a visit loaded earlier would otherwise be stale.
+    """
+    V = models.Visit
+    return (
+        select(V, models.Target.name)
+        .join(models.Target, V.target_id == models.Target.id)
+        .where(
+            V.faskes_code == bindparam("faskes_code"),
+            or_(
+                and_(V.service_date == bindparam("today"), V.status == waiting.value, V.is_open.is_(True)),
+                and_(V.status == today_only.value, today_since >= bindparam("day_start")),
+            ),
+        )
+        .execution_options(populate_existing=True)
+    )
+
+
+# Meja 2: waiting for screening, and today's Tunda (editable until the day ends).
+_SCREENING_LIST: Final = _desk_list(VisitStatus.MENUNGGU_SKRINING, VisitStatus.TUNDA, models.Visit.screened_at)
+# Meja 4: waiting for vaccination, and those under observation since today.
+_VACCINATION_LIST: Final = _desk_list(VisitStatus.MENUNGGU_VAKSINASI, VisitStatus.OBSERVASI, models.Visit.vaccinated_at)
+
+
 class TargetRepository(_Repository):
     async def by_nik(self, nik: str) -> models.Target | None:
-        return (await self.session.execute(select(models.Target).where(models.Target.nik == nik))).scalar_one_or_none()
+        return (await self.session.execute(_TARGET_BY_NIK, {"nik": nik})).scalar_one_or_none()
 
     async def by_ticket(self, ticket: str) -> models.Target | None:
-        stmt = select(models.Target).where(models.Target.ticket == ticket)
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        return (await self.session.execute(_TARGET_BY_TICKET, {"ticket": ticket})).scalar_one_or_none()
 
     async def get(self, target_id: int) -> models.Target | None:
         return await self.session.get(models.Target, target_id)
@@ -40,8 +80,7 @@ class TargetRepository(_Repository):
 
 class VisitRepository(_Repository):
     async def for_target(self, target_id: int) -> list[models.Visit]:
-        stmt = select(models.Visit).where(models.Visit.target_id == target_id).order_by(models.Visit.id)
-        return list((await self.session.execute(stmt)).scalars())
+        return list((await self.session.execute(_VISITS_OF_TARGET, {"target_id": target_id})).scalars())
 
     async def get(self, visit_id: int) -> models.Visit | None:
         return await self.session.get(models.Visit, visit_id)
@@ -54,20 +93,25 @@ class VisitRepository(_Repository):
         )
         return list((await self.session.execute(stmt)).scalars())
 
-    async def desk_list(self, faskes_code: str, *halves: ColumnElement[bool]) -> list[tuple[models.Visit, str]]:
-        """A desk's list in one statement: the faskes' visits matching any of ``halves``, with the target's name.
+    async def screening_list(
+        self, faskes_code: str, today: date, day_start: datetime
+    ) -> list[tuple[models.Visit, str]]:
+        """Meja 2's list in one statement: the faskes' visits waiting for screening today, and its Tunda screened
+        since ``day_start`` (the local day's start), with the target's name."""
+        return await self._desk_list(_SCREENING_LIST, faskes_code, today, day_start)
 
-        Fresh from the database even after a conditional update in the same unit of work (a save reads the list
-        it leaves behind), where a visit loaded earlier would otherwise be stale.
-        """
-        V = models.Visit
-        stmt = (
-            select(V, models.Target.name)
-            .join(models.Target, V.target_id == models.Target.id)
-            .where(V.faskes_code == faskes_code, or_(*halves))
-            .execution_options(populate_existing=True)
-        )
-        return [(row[0], row[1]) for row in (await self.session.execute(stmt)).all()]
+    async def vaccination_list(
+        self, faskes_code: str, today: date, day_start: datetime
+    ) -> list[tuple[models.Visit, str]]:
+        """Meja 4's list in one statement: the faskes' visits waiting for vaccination today, and those vaccinated
+        (under observation) since ``day_start``, with the target's name."""
+        return await self._desk_list(_VACCINATION_LIST, faskes_code, today, day_start)
+
+    async def _desk_list(
+        self, stmt: Select[models.Visit, str], faskes_code: str, today: date, day_start: datetime
+    ) -> list[tuple[models.Visit, str]]:
+        params = {"faskes_code": faskes_code, "today": today, "day_start": day_start}
+        return [(row[0], row[1]) for row in (await self.session.execute(stmt, params)).all()]
 
     def add(self, visit: models.Visit) -> None:
         self.session.add(visit)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from types import TracebackType
-from typing import Self
+from typing import Final, Self
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -49,6 +49,20 @@ def is_unreachable(exc: BaseException) -> bool:
             return True
         return isinstance(exc.orig, _UNREACHABLE) or "connection" in str(exc.orig).lower()
     return False
+
+
+# The audit append's statements, built once (see core/db/repositories.py).
+_LOCK_HEAD: Final = select(models.AuditHead).where(models.AuditHead.id == 1).with_for_update()
+_APPEND: Final = insert(models.audit_events_table)
+_MOVE_HEAD: Final = (
+    update(models.audit_head_table)
+    .where(models.audit_head_table.c.id == 1)
+    .values(seq=bindparam("head_seq"), hash=bindparam("head_hash"))
+)
+# PostgreSQL: one round trip for the events and the head (locked by ``_LOCK_HEAD``): the INSERT stays the statement
+# itself (api/metrics.py counts actions from it), the head moves in a WITH clause, set to the same final values with
+# every row of the batch.
+_APPEND_AND_MOVE_HEAD: Final = insert(models.audit_events_table).add_cte(_MOVE_HEAD.cte("audit_head_moved"))
 
 
 class SqlUnitOfWork:
@@ -142,9 +156,7 @@ class SqlUnitOfWork:
 
     async def _append_audit(self) -> None:
         s = self.session
-        head = (
-            await s.execute(select(models.AuditHead).where(models.AuditHead.id == 1).with_for_update())
-        ).scalar_one()
+        head = (await s.execute(_LOCK_HEAD)).scalar_one()
         seq, prev = head.seq, head.hash
         at = self.clock.now()
         actor = self.actor
@@ -172,22 +184,10 @@ class SqlUnitOfWork:
             rows.append({**fields, "prev_hash": prev, "hash": digest})
             prev = digest
         if s.get_bind().dialect.name == "postgresql":
-            # One round trip for the events and the head (locked since the SELECT above): the INSERT stays the
-            # statement itself (api/metrics.py counts actions from it), the head moves in a WITH clause, set to
-            # the same final values with every row of the batch.
-            moved = (
-                update(models.AuditHead)
-                .where(models.AuditHead.id == 1)
-                .values(seq=bindparam("head_seq"), hash=bindparam("head_hash"))
-                .cte("audit_head_moved")
-            )
-            await s.execute(
-                insert(models.AuditEvent).add_cte(moved),
-                [{**row, "head_seq": seq, "head_hash": prev} for row in rows],
-            )
+            await s.execute(_APPEND_AND_MOVE_HEAD, [{**row, "head_seq": seq, "head_hash": prev} for row in rows])
         else:
-            await s.execute(insert(models.AuditEvent), rows)
-            await s.execute(update(models.AuditHead).where(models.AuditHead.id == 1).values(seq=seq, hash=prev))
+            await s.execute(_APPEND, rows)
+            await s.execute(_MOVE_HEAD, {"head_seq": seq, "head_hash": prev})
 
 
 def _is_sqlite(session: AsyncSession) -> bool:

@@ -18,9 +18,9 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Literal, cast
+from typing import Any, Final, Literal, cast
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, Executable, bindparam, select
 
 from core.db import models
 from core.db.repositories import ACTOR_COLUMNS, DistrictRef, FaskesRef
@@ -56,6 +56,8 @@ __all__ = [
 ]
 
 ActionKind = Literal["register", "phone", "verify", "screen", "vaccinate", "observe"]
+# What identifies a target to ``reader_and_target``.
+TargetKey = Literal["nik", "ticket", "id", "visit"]
 
 # At most this many lookups per account in each window (enumerating NIKs or tickets must be slow).
 
@@ -180,8 +182,7 @@ class LookupService:
         query = parse_query(raw_key)
         async with self.ctx.uow(actor, read_only=True) as uow:
             kind, key = query.kind, query.key
-            T = models.Target
-            actor, target = await reader_and_target(uow, actor, (T.nik if kind == "nik" else T.ticket) == key)
+            actor, target = await reader_and_target(uow, actor, kind, key)
             assert actor.account_id is not None
             wait = await self.ctx.rate_limiter.hit(
                 f"lookup:{actor.account_id}", self.ctx.lookups_per_minute, uow.clock.now()
@@ -204,7 +205,7 @@ class LookupService:
     async def card(self, actor: Actor, target_id: int, *, nik_typed: bool = False) -> TargetCard:
         """Re-read a card (after an action), by its id from a button: the scope is checked again."""
         async with self.ctx.uow(actor, read_only=True) as uow:
-            actor, target = await reader_and_target(uow, actor, models.Target.id == target_id)
+            actor, target = await reader_and_target(uow, actor, "id", target_id)
             if target is None:
                 raise NotFound("target")
             return await build_card(uow, actor, target, nik_typed=nik_typed)
@@ -212,32 +213,40 @@ class LookupService:
     async def card_for_visit(self, actor: Actor, visit_id: int) -> TargetCard:
         """The card of a visit's target (a button of the Daftar Penerima Vaksin)."""
         async with self.ctx.uow(actor, read_only=True) as uow:
-            V = models.Visit
-            actor, target = await reader_and_target(
-                uow, actor, models.Target.id == V.target_id, via=(V, V.id == visit_id)
-            )
+            actor, target = await reader_and_target(uow, actor, "visit", visit_id)
             if target is None:
                 raise NotFound("target")
             return await build_card(uow, actor, target, nik_typed=False)
 
 
-async def reader_and_target(
-    uow: SqlUnitOfWork,
-    actor: Actor,
-    on: ColumnElement[bool],
-    *,
-    via: tuple[Any, ColumnElement[bool]] | None = None,
-) -> tuple[Actor, models.Target | None]:
-    """The reading account, re-checked (active), and the target matching ``on``, in one statement.
-
-    ``via``: a table joined between the two (a visit, to reach its target). The app's lookup read; the
-    benchmark times it as is (bench/lookup.py).
-    """
-    T = models.Target
-    stmt = select(*ACTOR_COLUMNS, T).select_from(models.Account)
+def _reader_and_target(on: ColumnElement[bool], via: tuple[Any, ColumnElement[bool]] | None = None) -> Executable:
+    stmt = select(*ACTOR_COLUMNS, models.Target).select_from(models.Account)
     if via is not None:
-        stmt = stmt.outerjoin(via[0], via[1])
-    row = (await uow.session.execute(stmt.outerjoin(T, on).where(models.Account.id == account_id_of(actor)))).first()
+        stmt = stmt.outerjoin(*via)
+    return stmt.outerjoin(models.Target, on).where(models.Account.id == bindparam("account_id"))
+
+
+# The reading account and the target, by what identifies the target (``key``): built once (core/db/repositories.py).
+_READER_AND_TARGET: Final[dict[TargetKey, Executable]] = {
+    "nik": _reader_and_target(models.Target.nik == bindparam("key")),
+    "ticket": _reader_and_target(models.Target.ticket == bindparam("key")),
+    "id": _reader_and_target(models.Target.id == bindparam("key")),
+    "visit": _reader_and_target(
+        models.Target.id == models.Visit.target_id, via=(models.Visit, models.Visit.id == bindparam("key"))
+    ),
+}
+
+
+async def reader_and_target(
+    uow: SqlUnitOfWork, actor: Actor, by: TargetKey, key: str | int
+) -> tuple[Actor, models.Target | None]:
+    """The reading account, re-checked (active), and the target whose ``by`` is ``key`` (a NIK, a ticket, the
+    target's id, or the id of one of its visits), in one statement.
+
+    The app's lookup read; the benchmark times it as is (bench/lookup.py).
+    """
+    params = {"key": key, "account_id": account_id_of(actor)}
+    row = (await uow.session.execute(_READER_AND_TARGET[by], params)).first()
     fresh = fresh_from_row(actor, row)
     require_active(fresh)
     return fresh, cast(models.Target | None, row[ACTOR_WIDTH] if row is not None else None)

@@ -32,9 +32,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -199,21 +199,44 @@ class VisitRow:
     timezone: str
 
 
+# Meja 1's statements, built once (see core/db/repositories.py).
+_VISIT_ROWS: Final = (
+    select(models.Visit, models.Faskes.name, models.KabKota.code, models.KabKota.timezone)
+    .join(models.Faskes, models.Visit.faskes_code == models.Faskes.code)
+    .join(models.KabKota, models.Faskes.kabkota_code == models.KabKota.code)
+    .where(models.Visit.target_id == bindparam("target_id"))
+    .order_by(models.Visit.id)
+)
+_VISIT_ROWS_REREAD: Final = _VISIT_ROWS.execution_options(populate_existing=True)
+# The account (re-checked) and the target, in one statement.
+_ACTOR_AND_TARGET: Final = (
+    select(*ACTOR_COLUMNS, models.Target)
+    .select_from(models.Account)
+    .outerjoin(models.Target, models.Target.id == bindparam("target_id"))
+    .where(models.Account.id == bindparam("account_id"))
+)
+# The registration's conditional update of the target row, as seen at ``where_version`` (values ``new_*``: a
+# parameter named like a column would be taken for a value to set).
+_T = models.targets_table.c
+_BUMP_TARGET: Final = (
+    update(models.targets_table)
+    .where(_T.id == bindparam("where_id"), _T.version == bindparam("where_version"))
+    .values(
+        version=_T.version + 1,
+        first_desk_at=bindparam("new_first_desk_at"),
+        updated_at=bindparam("new_updated_at"),
+    )
+)
+
+
 async def visit_rows(uow: SqlUnitOfWork, target_id: int, *, reread: bool = False) -> list[VisitRow]:
     """The target's visits, oldest first, each with its faskes' name, district and time zone.
 
     ``reread``: overwrite visits already loaded in this unit of work (after conditional updates).
     """
-    stmt = (
-        select(models.Visit, models.Faskes.name, models.KabKota.code, models.KabKota.timezone)
-        .join(models.Faskes, models.Visit.faskes_code == models.Faskes.code)
-        .join(models.KabKota, models.Faskes.kabkota_code == models.KabKota.code)
-        .where(models.Visit.target_id == target_id)
-        .order_by(models.Visit.id)
-    )
-    if reread:
-        stmt = stmt.execution_options(populate_existing=True)
-    return [VisitRow(v, name, kk, tz) for v, name, kk, tz in (await uow.session.execute(stmt)).all()]
+    stmt = _VISIT_ROWS_REREAD if reread else _VISIT_ROWS
+    rows = (await uow.session.execute(stmt, {"target_id": target_id})).all()
+    return [VisitRow(v, name, kk, tz) for v, name, kk, tz in rows]
 
 
 def facts_of(rows: Iterable[VisitRow], now: datetime) -> list[VisitFacts]:
@@ -334,14 +357,8 @@ class RegistrationService:
         async with self.ctx.uow(actor) as uow:
             s = uow.session
             # The account (re-checked) and the target in one statement.
-            first = (
-                await s.execute(
-                    select(*ACTOR_COLUMNS, models.Target)
-                    .select_from(models.Account)
-                    .outerjoin(models.Target, models.Target.id == target_id)
-                    .where(models.Account.id == account_id_of(actor))
-                )
-            ).first()
+            params = {"target_id": target_id, "account_id": account_id_of(actor)}
+            first = (await s.execute(_ACTOR_AND_TARGET, params)).first()
             actor = fresh_from_row(actor, first)
             require_role(actor, Role.MEJA1)
             faskes, kabkota = await actor_faskes(uow, actor)
@@ -357,14 +374,13 @@ class RegistrationService:
             first_desk_at = target.first_desk_at
             # The conditional update decides every race on the target row (and locks it on PostgreSQL).
             bumped = await s.execute(
-                update(models.Target)
-                .where(models.Target.id == target_id, models.Target.version == seen_version)
-                .values(
-                    version=seen_version + 1,
-                    first_desk_at=first_desk_at if first_desk_at is not None else now,
-                    updated_at=now,
-                )
-                .execution_options(synchronize_session=False)
+                _BUMP_TARGET,
+                {
+                    "where_id": target_id,
+                    "where_version": seen_version,
+                    "new_first_desk_at": first_desk_at if first_desk_at is not None else now,
+                    "new_updated_at": now,
+                },
             )
             if _rowcount(bumped) != 1:
                 raise Conflict("stale")

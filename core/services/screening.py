@@ -23,9 +23,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, cast
+from typing import Any, Final, cast
 
-from sqlalchemy import Select, and_, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
@@ -235,23 +235,54 @@ class ScreeningSaved:
 _VisitRow = tuple[models.Visit, models.Target, str]
 
 
-def _visit_query(visit_id: int) -> Select[models.Visit, models.Target, str]:
-    return (
-        select(models.Visit, models.Target, models.KabKota.timezone)
-        .join(models.Target, models.Visit.target_id == models.Target.id)
-        .join(models.Faskes, models.Visit.faskes_code == models.Faskes.code)
-        .join(models.KabKota, models.Faskes.kabkota_code == models.KabKota.code)
-        .where(models.Visit.id == visit_id)
+# The account (re-checked) and the visit with its target, in one statement: built once (see core/db/repositories).
+_VISIT_AS: Final = (
+    select(*ACTOR_COLUMNS, models.Visit, models.Target)
+    .select_from(models.Account)
+    .outerjoin(models.Visit, models.Visit.id == bindparam("visit_id"))
+    .outerjoin(models.Target, models.Visit.target_id == models.Target.id)
+    .where(models.Account.id == bindparam("account_id"))
+)
+
+
+# What a screening writes besides its status (the rest is in ``_screening_update``).
+_SCREENING_COLUMNS: Final = (
+    "rule_set_id",
+    "temperature_c",
+    "systolic",
+    "diastolic",
+    "systolic_2",
+    "diastolic_2",
+    "answers",
+    "outcome",
+    "rujuk",
+    "reasons",
+    "rescreen_date",
+)
+
+
+def _screening_update(*, edit: bool) -> Any:
+    """The screening's conditional update, built once: a new screening of a visit still waiting at this faskes,
+    or (``edit``) the replacement of today's Tunda as seen at ``seen_version``. Values are bound as ``new_*``,
+    the conditions as ``where_*`` (a parameter named like a column would be taken for a value to set)."""
+    V = models.visits_table.c
+    expected = VisitStatus.TUNDA if edit else VisitStatus.MENUNGGU_SKRINING
+    written = (*_SCREENING_COLUMNS, "status", "is_open", "screened_at", "screened_by")
+    stmt = (
+        update(models.visits_table)
+        .where(
+            V.id == bindparam("where_id"),
+            V.status == expected.value,
+            V.is_open.is_(not edit),
+            V.faskes_code == bindparam("where_faskes"),
+        )
+        .values({**{name: bindparam(f"new_{name}") for name in written}, "version": V.version + 1})
     )
+    return stmt.where(V.version == bindparam("where_version")) if edit else stmt
 
 
-async def load_visit(uow: SqlUnitOfWork, visit_id: int) -> _VisitRow:
-    """The visit, its target and the time zone of its faskes; ``NotFound("visit")``."""
-    row = (await uow.session.execute(_visit_query(visit_id))).first()
-    if row is None:
-        raise NotFound("visit")
-    visit, target, timezone = row
-    return visit, target, timezone
+_SCREEN: Final = _screening_update(edit=False)
+_SCREEN_EDIT: Final = _screening_update(edit=True)
 
 
 async def load_visit_as(uow: SqlUnitOfWork, actor: Actor, visit_id: int, role: Role) -> tuple[Actor, _VisitRow]:
@@ -260,15 +291,7 @@ async def load_visit_as(uow: SqlUnitOfWork, actor: Actor, visit_id: int, role: R
     One statement reads the account and the visit; the account's checks come first, as with ``fresh_actor``.
     Raises ``PermissionDenied`` and ``NotFound("visit")``.
     """
-    V, T = models.Visit, models.Target
-    stmt = (
-        select(*ACTOR_COLUMNS, V, T)
-        .select_from(models.Account)
-        .outerjoin(V, V.id == visit_id)
-        .outerjoin(T, V.target_id == T.id)
-        .where(models.Account.id == account_id_of(actor))
-    )
-    row = (await uow.session.execute(stmt)).first()
+    row = (await uow.session.execute(_VISIT_AS, {"visit_id": visit_id, "account_id": account_id_of(actor)})).first()
     fresh = fresh_from_row(actor, row)
     require_role(fresh, role)
     assert row is not None
@@ -463,12 +486,7 @@ class ScreeningService:
         assert actor.faskes_code is not None
         tz = await faskes_timezone(uow, actor.faskes_code)
         today = local_date(uow.clock.now(), tz)
-        V = models.Visit
-        waiting_now = and_(
-            V.service_date == today, V.status == VisitStatus.MENUNGGU_SKRINING.value, V.is_open.is_(True)
-        )
-        tunda_today = and_(V.status == VisitStatus.TUNDA.value, V.screened_at >= start_of_local_day(today, tz))
-        rows = await uow.visits.desk_list(actor.faskes_code, waiting_now, tunda_today)
+        rows = await uow.visits.screening_list(actor.faskes_code, today, start_of_local_day(today, tz))
         waiting = sorted(
             (r for r in rows if r[0].status == VisitStatus.MENUNGGU_SKRINING.value),
             key=lambda r: (r[0].opened_at, r[0].id),
@@ -559,29 +577,13 @@ class ScreeningService:
             before.update({k: getattr(visit, k) for k in values})
             before["screened_at"] = visit.screened_at
             before["screened_by"] = visit.screened_by
-        expected = VisitStatus.TUNDA if edit else VisitStatus.MENUNGGU_SKRINING
-        stmt = (
-            update(models.Visit)
-            .where(
-                models.Visit.id == visit.id,
-                models.Visit.status == expected.value,
-                models.Visit.is_open.is_(not edit),
-                models.Visit.faskes_code == actor.faskes_code,
-            )
-            .values(
-                **values,
-                status=status.value,
-                is_open=is_open,
-                screened_at=now,
-                screened_by=actor.account_id,
-                version=models.Visit.version + 1,
-            )
-            .execution_options(synchronize_session=False)
-        )
+        written = {**values, "status": status.value, "is_open": is_open, "screened_at": now}
+        params = {f"new_{name}": value for name, value in written.items()}
+        params.update(new_screened_by=actor.account_id, where_id=visit.id, where_faskes=actor.faskes_code)
         if edit:
-            stmt = stmt.where(models.Visit.version == visit.version)
+            params["where_version"] = visit.version
         try:
-            changed = rowcount(await uow.session.execute(stmt))
+            changed = rowcount(await uow.session.execute(_SCREEN_EDIT if edit else _SCREEN, params))
         except IntegrityError as exc:  # reopening while another visit of the person is open
             raise Conflict("open_visit_exists", name=target.name) from exc
         if changed != 1:

@@ -19,9 +19,9 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.db import models
@@ -68,6 +68,69 @@ NIK_CODE_LENGTH = 4
 KIPI_DESCRIPTION_MAX = 500
 #: The notification (and locale) key of a serious KIPI, sent to the district's Dinkes admins.
 KIPI_SERIOUS_NOTIFICATION = "meja4.kipi_serious"
+
+# The desk's statements, built once (see core/db/repositories.py). In an update, values are bound as ``new_*`` and
+# conditions as ``where_*``: a parameter named like a column would be taken for a value to set.
+_V = models.Visit
+_VISITS = models.visits_table.c
+_VACCINATE: Final = (
+    update(models.visits_table)
+    .where(
+        _VISITS.id == bindparam("where_id"),
+        _VISITS.status == VisitStatus.MENUNGGU_VAKSINASI.value,
+        _VISITS.is_open.is_(True),
+        _VISITS.faskes_code == bindparam("where_faskes"),
+    )
+    .values(
+        {
+            **{
+                name: bindparam(f"new_{name}")
+                for name in ("product_code", "batch", "expiry", "vaccinated_at", "vaccinated_by", "next_due_date")
+            },
+            "status": VisitStatus.OBSERVASI.value,
+            "is_open": False,
+            "version": _VISITS.version + 1,
+        }
+    )
+)
+_OBSERVE: Final = (
+    update(models.visits_table)
+    .where(
+        _VISITS.id == bindparam("where_id"),
+        _VISITS.status == VisitStatus.OBSERVASI.value,
+        _VISITS.faskes_code == bindparam("where_faskes"),
+    )
+    .values(
+        {
+            **{name: bindparam(f"new_{name}") for name in ("kipi", "kipi_description", "observed_at", "observed_by")},
+            "status": VisitStatus.SELESAI.value,
+            "version": _VISITS.version + 1,
+        }
+    )
+)
+# The target's vaccinated visit of a dose.
+_PREVIOUS_DOSE: Final = (
+    select(_V)
+    .where(
+        _V.target_id == bindparam("target_id"),
+        _V.dose_number == bindparam("dose_number"),
+        _V.vaccinated_at.is_not(None),
+    )
+    .order_by(_V.vaccinated_at.desc())
+    .limit(1)
+)
+# The recorder's latest batch today at their faskes.
+_LAST_BATCH: Final = (
+    select(_V.product_code, _V.batch, _V.expiry)
+    .where(
+        _V.faskes_code == bindparam("faskes_code"),
+        _V.vaccinated_by == bindparam("account_id"),
+        _V.vaccinated_at >= bindparam("since"),
+        _V.batch.is_not(None),
+    )
+    .order_by(_V.vaccinated_at.desc(), _V.id.desc())
+    .limit(1)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,19 +357,10 @@ class VaccinationService:
                 "vaccinated_by": actor.account_id,
                 "next_due_date": next_due,
             }
-            stmt = (
-                update(models.Visit)
-                .where(
-                    models.Visit.id == visit.id,
-                    models.Visit.status == VisitStatus.MENUNGGU_VAKSINASI.value,
-                    models.Visit.is_open.is_(True),
-                    models.Visit.faskes_code == actor.faskes_code,
-                )
-                .values(**values, status=VisitStatus.OBSERVASI.value, is_open=False, version=models.Visit.version + 1)
-                .execution_options(synchronize_session=False)
-            )
+            params = {f"new_{name}": value for name, value in values.items()}
+            params.update(where_id=visit.id, where_faskes=actor.faskes_code)
             try:
-                changed = rowcount(await uow.session.execute(stmt))
+                changed = rowcount(await uow.session.execute(_VACCINATE, params))
             except IntegrityError as exc:  # the unique index: this dose of this person is already recorded
                 raise Conflict("already_vaccinated", name=target.name) from exc
             if changed != 1:
@@ -378,24 +432,15 @@ class VaccinationService:
             elapsed = _minutes(visit.vaccinated_at, now)
             if outcome is KipiOutcome.NONE and elapsed < OBSERVATION_MINUTES and not early:
                 raise Refused("observation_early", minutes=elapsed, remaining=OBSERVATION_MINUTES - elapsed)
-            stmt = (
-                update(models.Visit)
-                .where(
-                    models.Visit.id == visit.id,
-                    models.Visit.status == VisitStatus.OBSERVASI.value,
-                    models.Visit.faskes_code == actor.faskes_code,
-                )
-                .values(
-                    kipi=outcome.value,
-                    kipi_description=note,
-                    observed_at=now,
-                    observed_by=actor.account_id,
-                    status=VisitStatus.SELESAI.value,
-                    version=models.Visit.version + 1,
-                )
-                .execution_options(synchronize_session=False)
-            )
-            if rowcount(await uow.session.execute(stmt)) != 1:
+            params = {
+                "new_kipi": outcome.value,
+                "new_kipi_description": note,
+                "new_observed_at": now,
+                "new_observed_by": actor.account_id,
+                "where_id": visit.id,
+                "where_faskes": actor.faskes_code,
+            }
+            if rowcount(await uow.session.execute(_OBSERVE, params)) != 1:
                 raise Conflict("not_in_observation", name=target.name)
             uow.audit(
                 AuditDraft(
@@ -465,12 +510,7 @@ class VaccinationService:
         assert actor.faskes_code is not None
         tz = await faskes_timezone(uow, actor.faskes_code)
         today = local_date(uow.clock.now(), tz)
-        V = models.Visit
-        waiting_now = and_(
-            V.status == VisitStatus.MENUNGGU_VAKSINASI.value, V.is_open.is_(True), V.service_date == today
-        )
-        observing_now = and_(V.status == VisitStatus.OBSERVASI.value, V.vaccinated_at >= start_of_local_day(today, tz))
-        rows = await uow.visits.desk_list(actor.faskes_code, waiting_now, observing_now)
+        rows = await uow.visits.vaccination_list(actor.faskes_code, today, start_of_local_day(today, tz))
         waiting = sorted(
             (r for r in rows if r[0].status == VisitStatus.MENUNGGU_VAKSINASI.value),
             key=lambda r: (r[0].screened_at is None, r[0].screened_at or r[0].opened_at, r[0].id),
@@ -517,17 +557,8 @@ class VaccinationService:
         """The target's vaccinated visit of the previous dose (None for a first dose)."""
         if visit.dose_number <= 1:
             return None
-        stmt = (
-            select(models.Visit)
-            .where(
-                models.Visit.target_id == visit.target_id,
-                models.Visit.dose_number == visit.dose_number - 1,
-                models.Visit.vaccinated_at.is_not(None),
-            )
-            .order_by(models.Visit.vaccinated_at.desc())
-            .limit(1)
-        )
-        return (await uow.session.execute(stmt)).scalars().first()
+        params = {"target_id": visit.target_id, "dose_number": visit.dose_number - 1}
+        return (await uow.session.execute(_PREVIOUS_DOSE, params)).scalars().first()
 
     @staticmethod
     async def _last_batch(
@@ -537,18 +568,9 @@ class VaccinationService:
 
         The faskes bounds the read to today's doses there (``ix_visits_faskes_vaccinated``); by the recorder alone it
         would read every visit in PL."""
-        stmt = (
-            select(models.Visit.product_code, models.Visit.batch, models.Visit.expiry)
-            .where(
-                models.Visit.faskes_code == actor.faskes_code,
-                models.Visit.vaccinated_by == actor.account_id,
-                models.Visit.vaccinated_at >= start_of_local_day(today, tz),
-                models.Visit.batch.is_not(None),
-            )
-            .order_by(models.Visit.vaccinated_at.desc(), models.Visit.id.desc())
-            .limit(1)
-        )
-        row = (await uow.session.execute(stmt)).first()
+        since = start_of_local_day(today, tz)
+        params = {"faskes_code": actor.faskes_code, "account_id": actor.account_id, "since": since}
+        row = (await uow.session.execute(_LAST_BATCH, params)).first()
         if row is None:
             return None
         product_code, batch, expiry = row
