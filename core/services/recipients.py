@@ -11,9 +11,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from types import MappingProxyType
-from typing import Literal
+from typing import Final, Literal
 
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 
 from core.db import models
 from core.domain.accounts import Actor, Role, require_role
@@ -109,6 +109,26 @@ class RecipientList:
         return out
 
 
+# The day's list in two statements, built once (see core/db/repositories.py): who arrived at the faskes today, and who
+# was scheduled there today and has not arrived.
+_V, _T = models.Visit, models.Target
+_ARRIVED: Final = (
+    select(_V.id, _V.target_id, _T.name, _T.nik, _V.dose_number, _V.status, _V.opened_at, _V.rujuk, _V.rescreen_date)
+    .join(_T, _V.target_id == _T.id)
+    .where(_V.faskes_code == bindparam("faskes_code"), _V.service_date == bindparam("today"))
+    .order_by(_V.opened_at, _V.id)
+)
+_AWAITED: Final = (
+    select(_T.id, _T.version, _T.name, _T.nik)
+    .where(
+        _T.assigned_faskes_code == bindparam("faskes_code"),
+        _T.scheduled_date == bindparam("today"),
+        ~exists().where(_V.target_id == _T.id, _V.service_date == bindparam("today")),
+    )
+    .order_by(_T.name, _T.id)
+)
+
+
 class RecipientsService:
     def __init__(self, ctx: CoreContext) -> None:
         self.ctx = ctx
@@ -126,17 +146,8 @@ class RecipientsService:
             now = uow.clock.now()
             today = local_date(now, kabkota.timezone)
             s = uow.session
-            V, T = models.Visit, models.Target
-            rows = (
-                await s.execute(
-                    select(
-                        V.id, V.target_id, T.name, T.nik, V.dose_number, V.status, V.opened_at, V.rujuk, V.rescreen_date
-                    )
-                    .join(T, V.target_id == T.id)
-                    .where(V.faskes_code == faskes.code, V.service_date == today)
-                    .order_by(V.opened_at, V.id)
-                )
-            ).all()
+            params = {"faskes_code": faskes.code, "today": today}
+            rows = (await s.execute(_ARRIVED, params)).all()
             entries = [
                 RecipientEntry(
                     visit_id=r.id,
@@ -153,14 +164,7 @@ class RecipientsService:
             ]
             order = {status: i for i, status in enumerate(GROUPS)}
             entries.sort(key=lambda e: order.get(e.status, len(GROUPS)))  # stable: arrival order kept
-            arrived_today = exists().where(V.target_id == T.id, V.service_date == today)
-            awaited = (
-                await s.execute(
-                    select(T.id, T.version, T.name, T.nik)
-                    .where(T.assigned_faskes_code == faskes.code, T.scheduled_date == today, ~arrived_today)
-                    .order_by(T.name, T.id)
-                )
-            ).all()
+            awaited = (await s.execute(_AWAITED, params)).all()
             return RecipientList(
                 faskes_code=faskes.code,
                 faskes_name=faskes.name,

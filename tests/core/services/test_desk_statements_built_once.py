@@ -3,10 +3,10 @@
 Building a SQLAlchemy statement and computing its cache key costs more CPU than PostgreSQL spends running a point
 read (docs/performance.md, round seven). The desk's statements are module constants with their values bound at
 execution, so each statement's cache key is computed once and remembered. Here a whole visit goes through the
-services as the bot calls them (lookup, registration with the card, meja 2's list, form and save with the list,
-meja 4's list, form, record with the list, observation), once to warm up and once counted: the second visit must
-compute no statement's cache key. A statement built inside a call (``select(...)`` on every call) computes a new
-key each time and shows up here by its SQL.
+services as the bot calls them (lookup, registration with the card, the Daftar Penerima Vaksin, meja 2's list, form
+and save with the list, meja 4's list, form, record with the list, observation), once to warm up and once counted:
+the second visit must compute no statement's cache key. A statement built inside a call (``select(...)`` on every
+call) computes a new key each time and shows up here by its SQL.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ async def whole_visit(services: Services, skip: int) -> None:
     meja1, meja2, meja4 = [await actor(services, t) for t in (MEJA1, MEJA2, MEJA4)]
     card = await services.lookup.find(meja1, target.ticket)
     visit_id = (await services.registration.register(meja1, target.id, card.version, with_card=True)).visit_id
+    await services.recipients.today(meja1)
     await services.screening.queue(meja2)
     form = await services.screening.open(meja2, visit_id)
     await services.screening.save(meja2, visit_id, NORMAL, all_no(form.subject), with_queue=True)
