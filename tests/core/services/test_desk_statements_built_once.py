@@ -1,12 +1,12 @@
 """The desk's statements are built once, not on every call.
 
-Building a SQLAlchemy statement and computing its cache key costs more CPU than PostgreSQL spends running a point
-read (docs/performance.md, round seven). The desk's statements are module constants with their values bound at
-execution, so each statement's cache key is computed once and remembered. Here a whole visit goes through the
-services as the bot calls them (lookup, registration with the card, the Daftar Penerima Vaksin, meja 2's list, form
-and save with the list, meja 4's list, form, record with the list, observation), once to warm up and once counted:
-the second visit must compute no statement's cache key. A statement built inside a call (``select(...)`` on every
-call) computes a new key each time and shows up here by its SQL.
+Building a SQLAlchemy statement and computing its cache key on every call cost the bot more CPU than PostgreSQL
+spends running the statement (docs/performance.md, round seven). The desk's statements are module constants with
+their values bound at execution, so each statement's cache key is computed once and remembered. Here a whole visit
+goes through the services as the bot calls them (lookup, registration with the card, the Daftar Penerima Vaksin,
+meja 2's list, form and save with the list, meja 4's list, form, record with the list, observation), once to warm
+up and once counted: the second visit must compute no statement's cache key. A statement built inside a call
+(``select(...)`` on every call) computes a new key each time and shows up here by its SQL.
 """
 
 from __future__ import annotations
