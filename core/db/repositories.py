@@ -6,11 +6,12 @@ They never commit; the unit of work does. Hot paths select only what they need.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol, cast
 
-from sqlalchemy import Select, and_, bindparam, or_, select
+from sqlalchemy import Executable, and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
@@ -35,18 +36,39 @@ _VISITS_OF_TARGET: Final = (
 )
 
 
-def _desk_list(
-    waiting: VisitStatus, today_only: VisitStatus, today_since: QueryableAttribute[Any]
-) -> Select[models.Visit, str]:
+class DeskRow(Protocol):
+    """A row of a desk's list: what the list shows of a visit, and the target's name."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def target_id(self) -> int: ...
+    @property
+    def dose_number(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def opened_at(self) -> datetime: ...
+    @property
+    def screened_at(self) -> datetime | None: ...
+    @property
+    def vaccinated_at(self) -> datetime | None: ...
+    @property
+    def name(self) -> str: ...
+
+
+def _desk_list(waiting: VisitStatus, today_only: VisitStatus, today_since: QueryableAttribute[Any]) -> Executable:
     """A desk's list: the faskes' visits ``waiting`` today (open), and those that reached ``today_only`` since the
     start of the local day (``today_since``), each with the target's name.
 
-    Fresh from the database even after a conditional update in the same unit of work (a save reads the list it
-    leaves behind), where a visit loaded earlier would otherwise be stale.
+    Columns, not entities: a list of forty people loads no ORM object, and it reads what the database holds now
+    even after a conditional update in the same unit of work (a save reads the list it leaves behind).
     """
     V = models.Visit
     return (
-        select(V, models.Target.name)
+        select(
+            V.id, V.target_id, V.dose_number, V.status, V.opened_at, V.screened_at, V.vaccinated_at, models.Target.name
+        )
         .join(models.Target, V.target_id == models.Target.id)
         .where(
             V.faskes_code == bindparam("faskes_code"),
@@ -55,7 +77,6 @@ def _desk_list(
                 and_(V.status == today_only.value, today_since >= bindparam("day_start")),
             ),
         )
-        .execution_options(populate_existing=True)
     )
 
 
@@ -94,25 +115,21 @@ class VisitRepository(_Repository):
         )
         return list((await self.session.execute(stmt)).scalars())
 
-    async def screening_list(
-        self, faskes_code: str, today: date, day_start: datetime
-    ) -> list[tuple[models.Visit, str]]:
+    async def screening_list(self, faskes_code: str, today: date, day_start: datetime) -> Sequence[DeskRow]:
         """Meja 2's list in one statement: the faskes' visits waiting for screening today, and its Tunda screened
-        since ``day_start`` (the local day's start), with the target's name."""
+        since ``day_start`` (the local day's start)."""
         return await self._desk_list(_SCREENING_LIST, faskes_code, today, day_start)
 
-    async def vaccination_list(
-        self, faskes_code: str, today: date, day_start: datetime
-    ) -> list[tuple[models.Visit, str]]:
+    async def vaccination_list(self, faskes_code: str, today: date, day_start: datetime) -> Sequence[DeskRow]:
         """Meja 4's list in one statement: the faskes' visits waiting for vaccination today, and those vaccinated
-        (under observation) since ``day_start``, with the target's name."""
+        (under observation) since ``day_start``."""
         return await self._desk_list(_VACCINATION_LIST, faskes_code, today, day_start)
 
     async def _desk_list(
-        self, stmt: Select[models.Visit, str], faskes_code: str, today: date, day_start: datetime
-    ) -> list[tuple[models.Visit, str]]:
+        self, stmt: Executable, faskes_code: str, today: date, day_start: datetime
+    ) -> Sequence[DeskRow]:
         params = {"faskes_code": faskes_code, "today": today, "day_start": day_start}
-        return [(row[0], row[1]) for row in (await self.session.execute(stmt, params)).all()]
+        return cast(Sequence[DeskRow], (await self.session.execute(stmt, params)).all())
 
     def add(self, visit: models.Visit) -> None:
         self.session.add(visit)

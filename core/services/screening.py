@@ -30,7 +30,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
 from core.db import models
-from core.db.repositories import ACTOR_COLUMNS
+from core.db.repositories import ACTOR_COLUMNS, DeskRow
 from core.db.uow import SqlUnitOfWork
 from core.domain.accounts import Actor, Role, require_faskes, require_role
 from core.domain.audit import AuditDraft
@@ -310,7 +310,7 @@ async def faskes_timezone(uow: SqlUnitOfWork, faskes_code: str | None) -> str:
     return found[1].timezone
 
 
-def entry_of(visit: models.Visit, name: str, tz: str) -> QueueEntry:
+def entry_of(visit: DeskRow | models.Visit, name: str, tz: str) -> QueueEntry:
     return QueueEntry(
         visit_id=visit.id,
         target_id=visit.target_id,
@@ -488,17 +488,16 @@ class ScreeningService:
         today = local_date(uow.clock.now(), tz)
         rows = await uow.visits.screening_list(actor.faskes_code, today, start_of_local_day(today, tz))
         waiting = sorted(
-            (r for r in rows if r[0].status == VisitStatus.MENUNGGU_SKRINING.value),
-            key=lambda r: (r[0].opened_at, r[0].id),
+            (r for r in rows if r.status == VisitStatus.MENUNGGU_SKRINING.value), key=lambda r: (r.opened_at, r.id)
         )
         editable = sorted(
-            (r for r in rows if r[0].status == VisitStatus.TUNDA.value),
-            key=lambda r: r[0].screened_at or r[0].opened_at,
+            (r for r in rows if r.status == VisitStatus.TUNDA.value),
+            key=lambda r: r.screened_at or r.opened_at,
             reverse=True,
         )[:limit]
         return ScreeningQueue(
-            tuple(entry_of(v, name, tz) for v, name in waiting[:limit]),
-            tuple(entry_of(v, name, tz) for v, name in editable),
+            tuple(entry_of(r, r.name, tz) for r in waiting[:limit]),
+            tuple(entry_of(r, r.name, tz) for r in editable),
             max(0, len(waiting) - limit),
         )
 

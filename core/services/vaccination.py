@@ -512,16 +512,16 @@ class VaccinationService:
         today = local_date(uow.clock.now(), tz)
         rows = await uow.visits.vaccination_list(actor.faskes_code, today, start_of_local_day(today, tz))
         waiting = sorted(
-            (r for r in rows if r[0].status == VisitStatus.MENUNGGU_VAKSINASI.value),
-            key=lambda r: (r[0].screened_at is None, r[0].screened_at or r[0].opened_at, r[0].id),
+            (r for r in rows if r.status == VisitStatus.MENUNGGU_VAKSINASI.value),
+            key=lambda r: (r.screened_at is None, r.screened_at or r.opened_at, r.id),
         )
         observing = sorted(
-            (r for r in rows if r[0].status == VisitStatus.OBSERVASI.value),
-            key=lambda r: (r[0].vaccinated_at, r[0].id),
+            (r for r in rows if r.status == VisitStatus.OBSERVASI.value),
+            key=lambda r: (r.vaccinated_at, r.id),
         )[:limit]
         return VaccinationQueue(
-            tuple(entry_of(v, name, tz) for v, name in waiting[:limit]),
-            tuple(entry_of(v, name, tz) for v, name in observing),
+            tuple(entry_of(r, r.name, tz) for r in waiting[:limit]),
+            tuple(entry_of(r, r.name, tz) for r in observing),
             max(0, len(waiting) - limit),
         )
 
