@@ -207,7 +207,6 @@ _VISIT_ROWS: Final = (
     .where(models.Visit.target_id == bindparam("target_id"))
     .order_by(models.Visit.id)
 )
-_VISIT_ROWS_REREAD: Final = _VISIT_ROWS.execution_options(populate_existing=True)
 # The account (re-checked) and the target, in one statement.
 _ACTOR_AND_TARGET: Final = (
     select(*ACTOR_COLUMNS, models.Target)
@@ -229,13 +228,9 @@ _BUMP_TARGET: Final = (
 )
 
 
-async def visit_rows(uow: SqlUnitOfWork, target_id: int, *, reread: bool = False) -> list[VisitRow]:
-    """The target's visits, oldest first, each with its faskes' name, district and time zone.
-
-    ``reread``: overwrite visits already loaded in this unit of work (after conditional updates).
-    """
-    stmt = _VISIT_ROWS_REREAD if reread else _VISIT_ROWS
-    rows = (await uow.session.execute(stmt, {"target_id": target_id})).all()
+async def visit_rows(uow: SqlUnitOfWork, target_id: int) -> list[VisitRow]:
+    """The target's visits, oldest first, each with its faskes' name, district and time zone."""
+    rows = (await uow.session.execute(_VISIT_ROWS, {"target_id": target_id})).all()
     return [VisitRow(v, name, kk, tz) for v, name, kk, tz in rows]
 
 
@@ -460,12 +455,17 @@ class RegistrationService:
             if with_card:
                 from core.services.lookup import build_card  # the card module builds on this one
 
-                # The target row as just written (the update above bypassed the identity map).
+                # The rows as just written, without reading them again: the conditional updates above bypassed the
+                # identity map, so the target's and the lapsed visits' new values are set here; the new visit was
+                # flushed whole (it has no server-side default) and comes last, by id.
                 set_committed_value(target, "version", seen_version + 1)
                 set_committed_value(target, "first_desk_at", first_desk_at or now)
-                card = await build_card(
-                    uow, actor, target, nik_typed=False, rows=await visit_rows(uow, target_id, reread=True)
-                )
+                for visit_id in plan.lapse:
+                    old = by_id[visit_id].visit
+                    set_committed_value(old, "is_open", False)
+                    set_committed_value(old, "version", old.version + 1)
+                after = [*rows, VisitRow(visit, faskes.name, kabkota.code, kabkota.timezone)]
+                card = await build_card(uow, actor, target, nik_typed=False, rows=after)
             await uow.commit()
             return Registration(
                 visit_id=visit.id,
