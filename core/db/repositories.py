@@ -6,12 +6,12 @@ They never commit; the unit of work does. Hot paths select only what they need.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final, Protocol, cast
 
-from sqlalchemy import Executable, and_, bindparam, or_, select
+from sqlalchemy import BindParameter, Executable, and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
@@ -24,6 +24,19 @@ from core.domain.visits import VisitStatus
 class _Repository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+
+# A conditional update built once binds the values it sets as ``new_<column>`` and its conditions as
+# ``where_<name>``: SQLAlchemy takes an execution parameter named like a column of the table for a value to set.
+def set_bound(*columns: str) -> dict[str, BindParameter[Any]]:
+    """The SET clause of an update built once: each column bound as ``new_<column>``."""
+    return {column: bindparam(f"new_{column}") for column in columns}
+
+
+def update_params(values: Mapping[str, Any], **where: Any) -> dict[str, Any]:
+    """The parameters of an update built with ``set_bound``: each value as ``new_<column>``, each condition as
+    ``where_<name>``."""
+    return {**{f"new_{c}": v for c, v in values.items()}, **{f"where_{k}": v for k, v in where.items()}}
 
 
 # Hot statements are built once, with their values bound at execution: building the desk's list and computing its
@@ -57,7 +70,9 @@ class DeskRow(Protocol):
     def name(self) -> str: ...
 
 
-def _desk_list(waiting: VisitStatus, today_only: VisitStatus, today_since: QueryableAttribute[Any]) -> Executable:
+def _desk_list_statement(
+    waiting: VisitStatus, today_only: VisitStatus, today_since: QueryableAttribute[Any]
+) -> Executable:
     """A desk's list: the faskes' visits ``waiting`` today (open), and those that reached ``today_only`` since the
     start of the local day (``today_since``), each with the target's name.
 
@@ -81,9 +96,13 @@ def _desk_list(waiting: VisitStatus, today_only: VisitStatus, today_since: Query
 
 
 # Meja 2: waiting for screening, and today's Tunda (editable until the day ends).
-_SCREENING_LIST: Final = _desk_list(VisitStatus.MENUNGGU_SKRINING, VisitStatus.TUNDA, models.Visit.screened_at)
+_SCREENING_LIST: Final = _desk_list_statement(
+    VisitStatus.MENUNGGU_SKRINING, VisitStatus.TUNDA, models.Visit.screened_at
+)
 # Meja 4: waiting for vaccination, and those under observation since today.
-_VACCINATION_LIST: Final = _desk_list(VisitStatus.MENUNGGU_VAKSINASI, VisitStatus.OBSERVASI, models.Visit.vaccinated_at)
+_VACCINATION_LIST: Final = _desk_list_statement(
+    VisitStatus.MENUNGGU_VAKSINASI, VisitStatus.OBSERVASI, models.Visit.vaccinated_at
+)
 
 
 class TargetRepository(_Repository):

@@ -39,7 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from core.db import models
-from core.db.repositories import ACTOR_COLUMNS, DistrictRef, FaskesRef
+from core.db.repositories import ACTOR_COLUMNS, DistrictRef, FaskesRef, set_bound, update_params
 from core.db.uow import SqlUnitOfWork
 from core.domain.accounts import Actor, Role, require_faskes, require_role
 from core.domain.audit import AuditDraft
@@ -214,17 +214,12 @@ _ACTOR_AND_TARGET: Final = (
     .outerjoin(models.Target, models.Target.id == bindparam("target_id"))
     .where(models.Account.id == bindparam("account_id"))
 )
-# The registration's conditional update of the target row, as seen at ``where_version`` (values ``new_*``: a
-# parameter named like a column would be taken for a value to set).
+# The registration's conditional update of the target row, as seen at ``where_version`` (``set_bound``).
 _T = models.targets_table.c
 _BUMP_TARGET: Final = (
     update(models.targets_table)
     .where(_T.id == bindparam("where_id"), _T.version == bindparam("where_version"))
-    .values(
-        version=_T.version + 1,
-        first_desk_at=bindparam("new_first_desk_at"),
-        updated_at=bindparam("new_updated_at"),
-    )
+    .values({**set_bound("first_desk_at", "updated_at"), "version": _T.version + 1})
 )
 
 
@@ -370,12 +365,11 @@ class RegistrationService:
             # The conditional update decides every race on the target row (and locks it on PostgreSQL).
             bumped = await s.execute(
                 _BUMP_TARGET,
-                {
-                    "where_id": target_id,
-                    "where_version": seen_version,
-                    "new_first_desk_at": first_desk_at if first_desk_at is not None else now,
-                    "new_updated_at": now,
-                },
+                update_params(
+                    {"first_desk_at": first_desk_at if first_desk_at is not None else now, "updated_at": now},
+                    id=target_id,
+                    version=seen_version,
+                ),
             )
             if _rowcount(bumped) != 1:
                 raise Conflict("stale")

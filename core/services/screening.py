@@ -30,7 +30,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
 from core.db import models
-from core.db.repositories import ACTOR_COLUMNS, DeskRow
+from core.db.repositories import ACTOR_COLUMNS, DeskRow, set_bound, update_params
 from core.db.uow import SqlUnitOfWork
 from core.domain.accounts import Actor, Role, require_faskes, require_role
 from core.domain.audit import AuditDraft
@@ -263,8 +263,7 @@ _SCREENING_COLUMNS: Final = (
 
 def _screening_update(*, edit: bool) -> Any:
     """The screening's conditional update, built once: a new screening of a visit still waiting at this faskes,
-    or (``edit``) the replacement of today's Tunda as seen at ``seen_version``. Values are bound as ``new_*``,
-    the conditions as ``where_*`` (a parameter named like a column would be taken for a value to set)."""
+    or (``edit``) the replacement of today's Tunda as seen at ``where_version`` (``set_bound``)."""
     V = models.visits_table.c
     expected = VisitStatus.TUNDA if edit else VisitStatus.MENUNGGU_SKRINING
     written = (*_SCREENING_COLUMNS, "status", "is_open", "screened_at", "screened_by")
@@ -276,7 +275,7 @@ def _screening_update(*, edit: bool) -> Any:
             V.is_open.is_(not edit),
             V.faskes_code == bindparam("where_faskes"),
         )
-        .values({**{name: bindparam(f"new_{name}") for name in written}, "version": V.version + 1})
+        .values({**set_bound(*written), "version": V.version + 1})
     )
     return stmt.where(V.version == bindparam("where_version")) if edit else stmt
 
@@ -576,11 +575,15 @@ class ScreeningService:
             before.update({k: getattr(visit, k) for k in values})
             before["screened_at"] = visit.screened_at
             before["screened_by"] = visit.screened_by
-        written = {**values, "status": status.value, "is_open": is_open, "screened_at": now}
-        params = {f"new_{name}": value for name, value in written.items()}
-        params.update(new_screened_by=actor.account_id, where_id=visit.id, where_faskes=actor.faskes_code)
-        if edit:
-            params["where_version"] = visit.version
+        written = {
+            **values,
+            "status": status.value,
+            "is_open": is_open,
+            "screened_at": now,
+            "screened_by": actor.account_id,
+        }
+        seen = {"version": visit.version} if edit else {}
+        params = update_params(written, id=visit.id, faskes=actor.faskes_code, **seen)
         try:
             changed = rowcount(await uow.session.execute(_SCREEN_EDIT if edit else _SCREEN, params))
         except IntegrityError as exc:  # reopening while another visit of the person is open

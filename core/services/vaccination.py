@@ -25,6 +25,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.db import models
+from core.db.repositories import set_bound, update_params
 from core.db.uow import SqlUnitOfWork
 from core.domain.accounts import Actor, Role, require_faskes, require_role
 from core.domain.audit import AuditDraft
@@ -69,8 +70,7 @@ KIPI_DESCRIPTION_MAX = 500
 #: The notification (and locale) key of a serious KIPI, sent to the district's Dinkes admins.
 KIPI_SERIOUS_NOTIFICATION = "meja4.kipi_serious"
 
-# The desk's statements, built once (see core/db/repositories.py). In an update, values are bound as ``new_*`` and
-# conditions as ``where_*``: a parameter named like a column would be taken for a value to set.
+# The desk's statements, built once (see core/db/repositories.py).
 _V = models.Visit
 _VISITS = models.visits_table.c
 _VACCINATE: Final = (
@@ -83,10 +83,7 @@ _VACCINATE: Final = (
     )
     .values(
         {
-            **{
-                name: bindparam(f"new_{name}")
-                for name in ("product_code", "batch", "expiry", "vaccinated_at", "vaccinated_by", "next_due_date")
-            },
+            **set_bound("product_code", "batch", "expiry", "vaccinated_at", "vaccinated_by", "next_due_date"),
             "status": VisitStatus.OBSERVASI.value,
             "is_open": False,
             "version": _VISITS.version + 1,
@@ -102,7 +99,7 @@ _OBSERVE: Final = (
     )
     .values(
         {
-            **{name: bindparam(f"new_{name}") for name in ("kipi", "kipi_description", "observed_at", "observed_by")},
+            **set_bound("kipi", "kipi_description", "observed_at", "observed_by"),
             "status": VisitStatus.SELESAI.value,
             "version": _VISITS.version + 1,
         }
@@ -357,8 +354,7 @@ class VaccinationService:
                 "vaccinated_by": actor.account_id,
                 "next_due_date": next_due,
             }
-            params = {f"new_{name}": value for name, value in values.items()}
-            params.update(where_id=visit.id, where_faskes=actor.faskes_code)
+            params = update_params(values, id=visit.id, faskes=actor.faskes_code)
             try:
                 changed = rowcount(await uow.session.execute(_VACCINATE, params))
             except IntegrityError as exc:  # the unique index: this dose of this person is already recorded
@@ -432,14 +428,13 @@ class VaccinationService:
             elapsed = _minutes(visit.vaccinated_at, now)
             if outcome is KipiOutcome.NONE and elapsed < OBSERVATION_MINUTES and not early:
                 raise Refused("observation_early", minutes=elapsed, remaining=OBSERVATION_MINUTES - elapsed)
-            params = {
-                "new_kipi": outcome.value,
-                "new_kipi_description": note,
-                "new_observed_at": now,
-                "new_observed_by": actor.account_id,
-                "where_id": visit.id,
-                "where_faskes": actor.faskes_code,
+            observed = {
+                "kipi": outcome.value,
+                "kipi_description": note,
+                "observed_at": now,
+                "observed_by": actor.account_id,
             }
+            params = update_params(observed, id=visit.id, faskes=actor.faskes_code)
             if rowcount(await uow.session.execute(_OBSERVE, params)) != 1:
                 raise Conflict("not_in_observation", name=target.name)
             uow.audit(
