@@ -22,6 +22,7 @@ from bot.flows import antrian, meja1, meja2, meja4, review, signup, verification
 from bot.handlers import admin, common, lookup
 from bot.middlewares import ActorMiddleware, RejectImpossibleIds
 from bot.notifier import Renderer, TelegramNotifier
+from bot.prefilters import add_router_prefilters
 from bot.routing import BotDirectory
 from core.services.channels import ChannelService
 from core.services.registry import Services
@@ -119,6 +120,7 @@ def build_dispatcher(
     for feature in FEATURES:
         dp.include_router(feature.build_router())
     dp.include_router(common.build_fallback_router())
+    add_router_prefilters(dp)  # one check per router instead of each of its handlers' (bot/prefilters.py)
     call_sync_filters_inline(dp)
     return dp
 
