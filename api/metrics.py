@@ -35,6 +35,7 @@ from prometheus_client import (
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.dedup import DuplicateUpdate
 from core.domain.errors import FrontdeskError, Unavailable
 from core.domain.reference import ReferenceRecord
 from core.ports import ReferenceSource
@@ -149,6 +150,8 @@ class UpdateMetricsMiddleware(BaseMiddleware):
         start = time.perf_counter()
         try:
             return await handler(event, data)
+        except DuplicateUpdate:  # a repeated delivery, refused by the conversation store's lock: not an error
+            raise
         except Unavailable as exc:
             m.update_errors.labels(kind, f"Unavailable.{exc.reason or ''}".rstrip(".")).inc()
             raise

@@ -77,7 +77,8 @@ class Runtime:
 def build_storage(settings: Settings) -> tuple[BaseStorage, object | None, object | None]:
     """Conversation state: Redis in production (state survives restarts, shared by workers), memory otherwise.
 
-    In Redis, the update's lock loads and saves the conversation (bot/redis_state.py): two round trips.
+    In Redis, the update's lock loads and saves the conversation and claims the update (bot/redis_state.py,
+    bot/dedup.py): two round trips.
     """
     if not settings.redis_url:
         return MemoryStorage(), None, None
@@ -92,6 +93,7 @@ def build_storage(settings: Settings) -> tuple[BaseStorage, object | None, objec
         key_builder=DefaultKeyBuilder(prefix="frontdesk", with_bot_id=True),
         state_ttl=settings.conversation_ttl_seconds,
         data_ttl=settings.conversation_ttl_seconds,
+        claims=RedisDeduplicator(redis),  # an update's claim rides on its lock (bot/dedup.py)
     )
     return storage, redis, storage.create_isolation()
 
@@ -119,7 +121,8 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, bot_session
     channels = ChannelService(services.ctx)
     actors = ActorCache(services.accounts.resolve_actor, ttl=settings.actor_cache_seconds)
     services.set_notifier(build_notifier(bot, services, directory=directory, channels=channels, actors=actors))
-    deduplicator = RedisDeduplicator(redis) if redis is not None else MemoryDeduplicator()
+    claims = getattr(storage, "claims", None)  # the store's, which claims most updates with its lock
+    deduplicator = claims or (RedisDeduplicator(redis) if redis is not None else MemoryDeduplicator())
     dispatcher = build_dispatcher(
         services,
         storage,

@@ -34,6 +34,7 @@ from aiogram.methods import TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from aiogram.types import Update
 
+from bot.dedup import delivering
 from core.domain.reference import ReferenceRecord
 from core.ports import ReferenceSource
 
@@ -138,15 +139,18 @@ class Admission:
 
 
 class AdmittingDispatcher(Dispatcher):
-    """A dispatcher that feeds an update only while it holds a place of :attr:`admission` (None: always)."""
+    """A dispatcher that feeds an update only while it holds a place of :attr:`admission` (None: always),
+    and names the update it feeds (:func:`bot.dedup.delivering`)."""
 
     admission: Admission | None = None
 
     async def feed_update(self, bot: Bot, update: Update, **kwargs: Any) -> Any:
-        if self.admission is None:
-            return await super().feed_update(bot, update, **kwargs)
-        async with self.admission.update():
-            return await super().feed_update(bot, update, **kwargs)
+        # The update is named for the conversation store, which claims it with the chat's lock (bot/dedup.py).
+        with delivering(bot.id, update.update_id):
+            if self.admission is None:
+                return await super().feed_update(bot, update, **kwargs)
+            async with self.admission.update():
+                return await super().feed_update(bot, update, **kwargs)
 
 
 class AwayDuringRequests(BaseRequestMiddleware):

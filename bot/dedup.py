@@ -3,19 +3,59 @@
 The first delivery of an update id claims it; later deliveries within the TTL are dropped before any
 handler runs. Redis (``SET NX EX``) shares the claims between worker processes; memory serves the
 embedded default.
+
+With Redis, the conversation store claims the update in the same round trip that takes the chat's lock
+(bot/redis_state.py): the dispatcher names the update it feeds (:func:`delivering`), the store's lock
+claims it or, for a repeat, raises :class:`DuplicateUpdate` (dropped quietly by the dispatcher's error
+handler), and the middleware below then has nothing left to ask. An update without a chat, or a store
+that does not claim, is claimed by the middleware as before.
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update
 
 DEFAULT_TTL_SECONDS = 24 * 3600  # Telegram keeps undelivered updates for 24 hours
+
+
+class DuplicateUpdate(Exception):
+    """The update was delivered before: raised by the conversation store's lock, instead of taking it."""
+
+
+@dataclass(slots=True)
+class Delivery:
+    """The update being fed to the dispatcher; ``claimed`` once the conversation store has claimed it."""
+
+    bot_id: int
+    update_id: int
+    claimed: bool = False
+
+
+_DELIVERY: ContextVar[Delivery | None] = ContextVar("frontdesk_delivery", default=None)
+
+
+@contextmanager
+def delivering(bot_id: int, update_id: int) -> Iterator[Delivery]:
+    """Name the update fed in this context (bot/admission.AdmittingDispatcher.feed_update)."""
+    delivery = Delivery(bot_id, update_id)
+    token = _DELIVERY.set(delivery)
+    try:
+        yield delivery
+    finally:
+        _DELIVERY.reset(token)
+
+
+def current_delivery() -> Delivery | None:
+    return _DELIVERY.get()
 
 
 class Deduplicator(Protocol):
@@ -50,8 +90,11 @@ class RedisDeduplicator:
         self.ttl = ttl_seconds
         self.prefix = prefix
 
+    def key(self, bot_id: int, update_id: int) -> str:
+        return f"{self.prefix}:{bot_id}:{update_id}"
+
     async def claim(self, bot_id: int, update_id: int) -> bool:
-        return bool(await self.redis.set(f"{self.prefix}:{bot_id}:{update_id}", b"1", nx=True, ex=self.ttl))
+        return bool(await self.redis.set(self.key(bot_id, update_id), b"1", nx=True, ex=self.ttl))
 
 
 class DeduplicateUpdates(BaseMiddleware):
@@ -67,6 +110,12 @@ class DeduplicateUpdates(BaseMiddleware):
         if isinstance(event, Update):
             bot = data.get("bot")
             bot_id = bot.id if bot is not None else 0
-            if not await self.deduplicator.claim(bot_id, event.update_id):
+            delivery = _DELIVERY.get()
+            claimed = (
+                delivery is not None
+                and delivery.claimed
+                and (delivery.bot_id, delivery.update_id) == (bot_id, event.update_id)
+            )
+            if not claimed and not await self.deduplicator.claim(bot_id, event.update_id):
                 return None
         return await handler(event, data)

@@ -13,11 +13,12 @@ from aiogram.client.session.middlewares.base import BaseRequestMiddleware
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.dispatcher.event.handler import CallableObject
 from aiogram.enums import ParseMode
+from aiogram.filters import ExceptionTypeFilter
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 
 from bot.actors import ActorCache
 from bot.admission import Admission, AdmittingDispatcher, AwayDuringRequests, AwayWhileLocking
-from bot.dedup import DeduplicateUpdates, Deduplicator, MemoryDeduplicator
+from bot.dedup import DeduplicateUpdates, Deduplicator, DuplicateUpdate, MemoryDeduplicator
 from bot.flows import antrian, meja1, meja2, meja4, review, signup, verification
 from bot.handlers import admin, common, lookup
 from bot.middlewares import ActorMiddleware, RejectImpossibleIds
@@ -116,6 +117,7 @@ def build_dispatcher(
     dp.update.outer_middleware(DeduplicateUpdates(deduplicator or MemoryDeduplicator()))
     dp.update.outer_middleware(ActorMiddleware(services, directory=directory, channels=channels, actors=actors))
     dp.callback_query.middleware(RejectImpossibleIds())  # ids in buttons are untrusted: none beyond 64 bits
+    dp.errors.register(common.drop_duplicate, ExceptionTypeFilter(DuplicateUpdate))
     dp.errors.register(common.on_error)
     for feature in FEATURES:
         dp.include_router(feature.build_router())

@@ -9,7 +9,10 @@ of client CPU in redis-py plus the network wait.
 Here the isolation lock does the work of the whole update:
 
 * **acquire** is one Lua script: take the lock (``SET NX PX``) and return the state and the data
-  (``MGET``), which are cached for the update (in a context variable: the update's task);
+  (``MGET``), which are cached for the update (in a context variable: the update's task). Given the
+  deployment's de-duplicator (``claims``), the same script claims the update being fed (bot/dedup.py):
+  a repeat raises :class:`~bot.dedup.DuplicateUpdate` without taking the lock, so a first delivery
+  costs no round trip of its own for that;
 * during the update ``get_state``/``get_data``/``set_state``/``set_data`` of that key touch only
   the cache (any other key, e.g. a notification to someone else, goes to Redis as usual);
 * **release** is one Lua script: write what changed (``SET ... EX`` or ``DEL``) and release the
@@ -44,8 +47,22 @@ from aiogram.fsm.storage.base import (
     StorageKey,
 )
 
+from bot.dedup import DuplicateUpdate, RedisDeduplicator, current_delivery
+
 _ACQUIRE = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return redis.call('MGET', KEYS[2], KEYS[3])
+end
+return 0
+"""
+
+# KEYS: lock, state, data, the update's claim; ARGV: token, lock ms, claim ttl (s). -1: claimed before.
+_ACQUIRE_CLAIMING = """
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  return -1
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  redis.call('SET', KEYS[4], '1', 'EX', ARGV[3])
   return redis.call('MGET', KEYS[2], KEYS[3])
 end
 return 0
@@ -97,13 +114,16 @@ class OneTripRedisStorage(BaseStorage):
         state_ttl: int | None = None,
         data_ttl: int | None = None,
         lock_timeout_ms: int = 60_000,
+        claims: RedisDeduplicator | None = None,
     ) -> None:
         self.redis = redis
+        self.claims = claims
         self.key_builder = key_builder or DefaultKeyBuilder()
         self.state_ttl = state_ttl
         self.data_ttl = data_ttl
         self.lock_timeout_ms = lock_timeout_ms
         self._acquire = redis.register_script(_ACQUIRE)
+        self._acquire_claiming = redis.register_script(_ACQUIRE_CLAIMING)
         self._release = redis.register_script(_RELEASE)
 
     def create_isolation(self) -> OneTripIsolation:
@@ -168,10 +188,22 @@ class OneTripRedisStorage(BaseStorage):
         lock = self.key_builder.build(key, "lock")
         keys = [lock, self.key_builder.build(key, "state"), self.key_builder.build(key, "data")]
         token = secrets.token_hex(8)
+        args: list[Any] = [token, self.lock_timeout_ms]
+        acquire = self._acquire
+        delivery = current_delivery() if self.claims is not None else None
+        if delivery is not None and not delivery.claimed:
+            assert self.claims is not None
+            keys.append(self.claims.key(delivery.bot_id, delivery.update_id))
+            args.append(self.claims.ttl)
+            acquire = self._acquire_claiming
         delay = 0.002
         while True:
-            got = await self._acquire(keys=keys, args=[token, self.lock_timeout_ms])
+            got = await acquire(keys=keys, args=args)
+            if got == -1:
+                raise DuplicateUpdate(delivery.update_id if delivery is not None else None)
             if got != 0:
+                if delivery is not None and acquire is self._acquire_claiming:
+                    delivery.claimed = True
                 state, data = got
                 return lock, token, _Entry(_text(state), _text(data))
             await asyncio.sleep(delay)

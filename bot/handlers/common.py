@@ -89,6 +89,12 @@ def _is_redis_error(exc: BaseException) -> bool:
     return errors is not None and isinstance(exc, errors.RedisError)
 
 
+async def drop_duplicate(event: ErrorEvent) -> bool:
+    """A repeated delivery, refused by the conversation store's lock (bot/dedup.py): dropped, no answer."""
+    log.debug("update %s delivered again: dropped", event.update.update_id)
+    return True
+
+
 async def on_error(event: ErrorEvent, **data: object) -> bool:
     """Typed core errors become a plain message; anything else is logged and apologised for."""
     exc = event.exception

@@ -3,6 +3,7 @@
 Two round trips per update (the lock that loads, the release that saves), the same keys and values
 as aiogram's RedisStorage (the two can be swapped on a live Redis), what a failing handler wrote is
 kept, a second update of the same chat waits for the first, and keys outside the update go to Redis.
+The lock also claims the update being fed (bot/dedup.py), and refuses a repeat without taking the lock.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from aiogram.fsm.storage.redis import DefaultKeyBuilder, RedisStorage
 from redis.asyncio import Redis
 
 from api.runtime import build_storage
+from bot.dedup import DuplicateUpdate, RedisDeduplicator, delivering
 from bot.redis_state import OneTripRedisStorage
 from core.config import Settings
 
@@ -147,3 +149,96 @@ async def test_keys_outside_the_update_go_straight_to_redis(redis: Redis) -> Non
         await storage.set_state(OTHER, "Review:reason")  # e.g. someone else's conversation
         assert await redis.get("frontdesk:1:43:43:state") == b"Review:reason"
     assert await storage.get_state(OTHER) == "Review:reason"
+
+
+# --- the update's claim rides on the lock (bot/dedup.py) -----------------------------------------------
+
+
+def _claiming(redis: Redis) -> OneTripRedisStorage:
+    return OneTripRedisStorage(
+        redis,
+        key_builder=DefaultKeyBuilder(prefix="frontdesk", with_bot_id=True),
+        state_ttl=600,
+        data_ttl=600,
+        claims=RedisDeduplicator(redis),
+    )
+
+
+async def test_the_lock_claims_the_update_being_fed_in_the_same_round_trip(redis: Redis) -> None:
+    storage = _claiming(redis)
+    isolation = storage.create_isolation()
+    with delivering(1, 9001):  # the first use loads the scripts into Redis: not counted
+        async with isolation.lock(OTHER):
+            pass
+    counter = Counting(redis)
+    with delivering(1, 9002) as delivery:
+        async with isolation.lock(KEY):
+            await storage.set_state(KEY, "Meja2:temperature")
+        assert delivery.claimed
+    assert counter.trips == 2  # the lock (which claimed) and the release
+    assert 0 < await redis.ttl("frontdesk:upd:1:9002") <= 24 * 3600
+    assert not await RedisDeduplicator(redis).claim(1, 9002)  # another worker's middleware sees the claim
+
+
+async def test_a_repeat_is_refused_by_the_lock_without_taking_it(redis: Redis) -> None:
+    storage = _claiming(redis)
+    isolation = storage.create_isolation()
+    with delivering(1, 9101):
+        async with isolation.lock(KEY):
+            await storage.set_state(KEY, "Meja2:temperature")
+    with delivering(1, 9101) as repeat, pytest.raises(DuplicateUpdate):
+        async with isolation.lock(KEY):
+            await storage.set_state(KEY, "Meja2:blood_pressure")  # never runs
+    assert not repeat.claimed
+    assert await redis.get("frontdesk:fsm:1:42:42:lock") is None  # the repeat took no lock
+    with delivering(1, 9102):  # the chat's next update goes straight on
+        async with isolation.lock(KEY):
+            assert await storage.get_state(KEY) == "Meja2:temperature"
+
+
+async def test_an_update_claimed_by_the_middleware_is_refused_by_the_lock(redis: Redis) -> None:
+    """Workers of a rolling upgrade: one claims in its middleware, the other's lock must see it."""
+    assert await RedisDeduplicator(redis).claim(1, 9201)
+    with delivering(1, 9201), pytest.raises(DuplicateUpdate):
+        async with _claiming(redis).create_isolation().lock(KEY):
+            pass
+
+
+async def test_a_waiting_repeat_is_refused_once_the_first_delivery_holds_the_lock(redis: Redis) -> None:
+    """Two deliveries of one update at once: the second waits for the chat's lock, then finds the claim."""
+    storage = _claiming(redis)
+    isolation = storage.create_isolation()
+    inside = asyncio.Event()
+    release = asyncio.Event()
+
+    async def first() -> None:
+        with delivering(1, 9301):
+            async with isolation.lock(KEY):
+                inside.set()
+                await release.wait()
+
+    async def second() -> str:
+        await inside.wait()
+        with delivering(1, 9301):
+            try:
+                async with isolation.lock(KEY):
+                    return "handled"
+            except DuplicateUpdate:
+                return "dropped"
+
+    task = asyncio.create_task(first())
+    outcome = asyncio.create_task(second())
+    await inside.wait()
+    await asyncio.sleep(0.05)
+    release.set()
+    await task
+    assert await outcome == "dropped"
+
+
+async def test_without_a_delivery_or_claims_the_lock_claims_nothing(redis: Redis) -> None:
+    async with _claiming(redis).create_isolation().lock(KEY):  # not fed by the dispatcher: nothing named
+        pass
+    with delivering(1, 9401):
+        async with _storage(redis).create_isolation().lock(KEY):  # a store without claims
+            pass
+    assert await redis.exists("frontdesk:upd:1:9401") == 0
