@@ -883,12 +883,11 @@ def swap_storage(runtime: Any, teams: list[Team], kind: str) -> None:
     from bot.redis_state import OneTripRedisStorage
 
     builder = DefaultKeyBuilder(prefix="frontdesk", with_bot_id=True)
+    deduplicator = RedisDeduplicator(runtime.redis)
     storage: Any
     if kind == "stock":
         storage = RedisStorage(runtime.redis, key_builder=builder, state_ttl=3600, data_ttl=3600)
-        deduplicator = RedisDeduplicator(runtime.redis)
     else:  # as api/runtime.build_storage builds it: the update's claim rides on the lock
-        deduplicator = RedisDeduplicator(runtime.redis)
         storage = OneTripRedisStorage(runtime.redis, key_builder=builder, state_ttl=3600, data_ttl=3600,
                                       claims=deduplicator)
     runtime.storage = storage

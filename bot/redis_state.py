@@ -190,20 +190,23 @@ class OneTripRedisStorage(BaseStorage):
         token = secrets.token_hex(8)
         args: list[Any] = [token, self.lock_timeout_ms]
         acquire = self._acquire
-        delivery = current_delivery() if self.claims is not None else None
-        if delivery is not None and not delivery.claimed:
+        claiming = current_delivery() if self.claims is not None else None
+        if claiming is not None and not claiming.claimed:
             assert self.claims is not None
-            keys.append(self.claims.key(delivery.bot_id, delivery.update_id))
+            keys.append(self.claims.key(claiming.bot_id, claiming.update_id))
             args.append(self.claims.ttl)
             acquire = self._acquire_claiming
+        else:
+            claiming = None
         delay = 0.002
         while True:
             got = await acquire(keys=keys, args=args)
-            if got == -1:
-                raise DuplicateUpdate(delivery.update_id if delivery is not None else None)
+            if got == -1:  # only the claiming script answers so
+                assert claiming is not None
+                raise DuplicateUpdate(claiming.update_id)
             if got != 0:
-                if delivery is not None and acquire is self._acquire_claiming:
-                    delivery.claimed = True
+                if claiming is not None:
+                    claiming.claimed = True
                 state, data = got
                 return lock, token, _Entry(_text(state), _text(data))
             await asyncio.sleep(delay)
