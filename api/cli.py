@@ -46,6 +46,7 @@ def serve(
     """Migrate, then run the API and the bot (polling with a token, webhook with a URL, offline without)."""
     import uvicorn
 
+    from api.eventloop import loop_name
     from api.main import create_app
     from api.sandbox import sandbox_note
 
@@ -57,6 +58,11 @@ def serve(
         if problem:
             typer.echo(f"--workers {workers}: {problem}", err=True)
             raise typer.Exit(2)
+    try:
+        loop = loop_name(settings.event_loop)
+    except RuntimeError as exc:  # EVENT_LOOP=uvloop where uvloop is missing: say so before anything starts
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
     # Once, before any worker starts: workers never migrate. In a child process, so that Alembic and the
     # seeder (~10 MB) never load into the serving process (docs/performance.md, memory).
     _prepare_database_apart(settings.log_level, seed_if_empty=seed_if_empty)
@@ -65,13 +71,14 @@ def serve(
     mode = settings.bot_mode
     typer.echo(
         f"PCare Frontdesk: http://{host}:{port}  (bot: {mode}, {len(settings.bot_tokens)} bot(s); "
-        f"workers: {workers}; database: {_redact(settings.database_url)})" + sandbox_note(settings, host, port)
+        f"workers: {workers}; event loop: {loop}; database: {_redact(settings.database_url)})"
+        + sandbox_note(settings, host, port)
     )
     level = settings.log_level.lower()
     if workers == 1:
         # log_config=None: uvicorn keeps our logging set-up (identifiers masked in every line).
         app = create_app(settings, migrate=False, settle_gc=True)
-        uvicorn.run(app, host=host, port=port, log_level=level, log_config=None)
+        uvicorn.run(app, host=host, port=port, log_level=level, log_config=None, loop=loop)
         return
     # Several processes: the webhook is set once here; each worker builds its own runtime from the
     # environment (api.main:app_from_env) and takes its share of Telegram's per-bot rate.
@@ -87,6 +94,7 @@ def serve(
         port=port,
         log_level=level,
         log_config=None,
+        loop=loop,
     )
 
 

@@ -29,6 +29,7 @@ from prometheus_client import (
     Gauge,
     GCCollector,
     Histogram,
+    Info,
     PlatformCollector,
     ProcessCollector,
 )
@@ -110,6 +111,9 @@ class Metrics:
             "Rows of imported target lists, by outcome (created, updated, unchanged, locked, rejected).",
             ["outcome"],
             registry=r,
+        )
+        self.event_loop = Info(
+            "frontdesk_event_loop", "The event loop this process serves on (EVENT_LOOP, api/eventloop.py).", registry=r
         )
         if process:
             ProcessCollector(registry=r)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -136,6 +136,11 @@ class Settings(BaseSettings):
         description="None: on exactly when no token is set. True with a token needs a separate database.",
     )
     log_level: str = "INFO"
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        default="auto",
+        description="The event loop of `frontdesk serve`: uvloop where it is installed (auto; api/eventloop.py), "
+        "or Python's own asyncio loop.",
+    )
     lookup_rate_per_minute: int = Field(default=60, ge=1)
     conversation_ttl_seconds: int = Field(default=3600, ge=60)
     actor_cache_seconds: float = Field(

@@ -67,6 +67,16 @@ def start_or_unavailable(server, what: str):
 # 2. Markers; under CI a skipped server/browser test is a failure
 # =============================================================================
 
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Callable[[], object]]:
+    """Every async test runs on the loop ``frontdesk serve`` runs on (api/eventloop.py: uvloop where it is
+    installed); ``EVENT_LOOP=asyncio make test`` runs the suite on Python's own loop instead."""
+    from api.eventloop import loop_factory, loop_name
+
+    choice = os.environ.get("EVENT_LOOP", "auto")
+    return {loop_name(choice): loop_factory(choice)}
+
+
 SERVER_MARKERS = ("postgres", "redis", "browser")
 
 # Tests using these fixtures get the marker automatically (so `-m postgres`

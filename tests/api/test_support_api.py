@@ -14,6 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import insert, select
 
+from api.eventloop import running_loop_name
 from api.main import create_app
 from core.config import Settings
 from core.db import models
@@ -664,6 +665,8 @@ async def test_health_ready_metrics_and_openapi(api: Api) -> None:
     metrics = await api.client.get("/metrics")
     assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
     assert "frontdesk_updates_total" in metrics.text and "frontdesk_actions_total" in metrics.text
+    # The app's lifespan records the loop it started on (the suite runs on the product's: api/eventloop.py).
+    assert f'frontdesk_event_loop_info{{loop="{running_loop_name()}"}} 1.0' in metrics.text
     schema = (await api.client.get("/openapi.json")).json()
     paths = set(schema["paths"])
     assert {f"{V1}/progress", f"{V1}/targets/lookup", f"{V1}/audit", f"{V1}/imports", "/telegram/webhook"} <= paths

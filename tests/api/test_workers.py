@@ -31,6 +31,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from api.eventloop import loop_name
 from api.routes.webhook import SECRET_HEADER
 from core.db import models
 from core.db.engine import create_engine
@@ -296,6 +297,12 @@ async def test_serve_with_two_workers_migrates_and_sets_the_webhook_once(
             await hook.deliver(BUDI.message("/start"))  # a stranger on this empty database
             reply: Call = await api.wait_for(to_budi("sendMessage", "/daftar"), since=mark)
         assert reply.token == TOKEN
+        # The workers serve on the loop EVENT_LOOP chooses (api/eventloop.py: uvloop where it is installed).
+        loop = loop_name(env.get("EVENT_LOOP", "auto"))
+        async with httpx.AsyncClient(timeout=10) as client:  # whichever worker answers
+            for _ in range(4):
+                metrics = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+                assert f'frontdesk_event_loop_info{{loop="{loop}"}} 1.0' in metrics, metrics[-2000:]
     finally:
         serve.stop()
         postgres_server.drop_database(name)
