@@ -34,6 +34,7 @@ import contextlib
 import cProfile
 import gc
 import io
+import os
 import pstats
 import time
 from collections.abc import Awaitable, Callable
@@ -717,6 +718,8 @@ _IDLE = frozenset({"<method 'poll' of 'select.epoll' objects>", "<method 'select
 def _profile_report(profiler: cProfile.Profile) -> tuple[str, dict[str, float]]:
     buf = io.StringIO()
     ps = pstats.Stats(profiler, stream=buf)
+    if dump := os.environ.get("BENCH_PROFILE_DUMP"):  # the raw profile too, for pstats or a viewer
+        ps.dump_stats(os.path.join(dump, f"desk_{os.getpid()}.prof"))
     by_package: dict[str, float] = collections.defaultdict(float)
     total = 0.0
     for (filename, _line, name), (_cc, _nc, tottime, _ct, _callers) in ps.stats.items():  # type: ignore[attr-defined]

@@ -320,7 +320,8 @@ def table(f: dict[str, Any], raw: dict[str, Any]) -> str:
     add = lines.append
     meta = raw.get("meta") or {}
     add(f"pcare-frontdesk benchmark ({meta.get('run_kind', '')}) on {meta.get('machine_cpu', '')}, "
-        f"{meta.get('machine_cores', '')} cores, load {meta.get('machine_load_1m_at_start', '')} at start")
+        f"{meta.get('machine_cores', '')} cores, load {meta.get('machine_load_1m_at_start', '')} at start"
+        + (f", event loop {meta['event_loop']}" if meta.get("event_loop") else ""))
     add("")
     if any(k.startswith("floor_") for k in f):
         add("Floor: bare aiogram 3.31, same session and concurrency as the desk run")

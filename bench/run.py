@@ -21,9 +21,11 @@ import tempfile
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from api.eventloop import loop_name
 from bench import report
 from bench.common import ROOT, machine, size_label
 from bench.seed import Spec, seed_postgres, seed_sqlite
@@ -87,6 +89,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="also run the ladder: a stock build, then the hot-path changes added one by one "
                          "(inline sync filters, actor cache, gc.freeze, the Redis store): on in full runs, "
                          "off in --quick")
+    ap.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"),
+                    help="the measuring processes' event loop (default: EVENT_LOOP, else auto: uvloop where "
+                         "installed, as `frontdesk serve`; api/eventloop.py)")
     ap.add_argument("--pg-fast", action="store_true", help="PostgreSQL without fsync (like the test servers)")
     ap.add_argument("--no-cache", action="store_true", help="seed and generate files afresh")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json", help="where the figures go")
@@ -178,9 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     phases = [p for p in PHASES if p not in args.skip]
     info = machine()
+    if args.event_loop:
+        os.environ["EVENT_LOOP"] = args.event_loop  # the children read it, as the product does
+    loop = loop_name(os.environ.get("EVENT_LOOP", "auto"))
     raw: dict[str, Any] = {"meta": {
         "run_kind": "quick" if args.quick else "full",
         "run_started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "event_loop": f"uvloop {version('uvloop')}" if loop == "uvloop" else "asyncio",
         **{f"machine_{k}": v for k, v in info.items()},
     }}
     from tests.servers import PostgresServer, RedisServer, ServerUnavailable, redis_server_executable
