@@ -95,3 +95,12 @@ def test_serve_hands_the_chosen_loop_to_uvicorn(tmp_path, monkeypatch: pytest.Mo
     assert result.exit_code == 0, result.output
     assert served["loop"] == loop_name(choice)
     assert f"event loop: {loop_name(choice)}" in result.output
+
+
+def test_webhooks_are_parsed_by_httptools() -> None:
+    # uvicorn's C HTTP parser where it is installed (a dependency): about 0.07 ms less server CPU per webhook
+    # request than h11 (python -m bench.http_layer; docs/performance.md, round nine).
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    assert AutoHTTPProtocol is HttpToolsProtocol
