@@ -2,8 +2,8 @@
 
 A desk update waits on sockets five or six times (Redis, PostgreSQL, Telegram) and resumes a deep chain of
 coroutines each time; asyncio's loop does that bookkeeping in Python, uvloop (libuv, written in Cython) in C.
-Measured on the desk with PostgreSQL and Redis (docs/performance.md, round nine): about 6 % less of the bot's
-CPU per update, about 8 % more updates per second on two workers and a lower p99.
+Measured on the desk with PostgreSQL and Redis (docs/performance.md, round nine): about 5 % less of the bot's
+CPU per update in one process; nothing that shows on two workers sharing two cores with PostgreSQL and Redis.
 
 ``EVENT_LOOP`` (core/config.py) chooses: ``auto`` (uvloop when importable; it is not built for Windows),
 ``uvloop`` (refuse to start without it) or ``asyncio``. ``frontdesk serve`` hands the choice to uvicorn, the
