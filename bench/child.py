@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any
 
-from api.eventloop import run, running_loop_name
+from api.eventloop import run
 from bench.common import cpu_seconds, peak_rss_mb
 
 
@@ -47,19 +47,15 @@ async def _main(kind: str, cfg: dict[str, Any]) -> dict[str, Any]:
     raise SystemExit(f"unknown measurement {kind!r}")
 
 
-async def _measure(kind: str, cfg: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    return await _main(kind, cfg), running_loop_name()
-
-
 def main() -> None:
     kind, config, out = sys.argv[1:4]
     with open(config, encoding="utf-8") as fh:
         cfg = json.load(fh)
     started = time.perf_counter()
     # On the loop the product serves on (api/eventloop.py; EVENT_LOOP, or `python -m bench --event-loop`).
-    result, loop = run(_measure(kind, cfg), os.environ.get("EVENT_LOOP", "auto"))
+    result = run(_main(kind, cfg), os.environ.get("EVENT_LOOP", "auto"))
     result = {**result, "process": {"peak_rss_mb": peak_rss_mb(), "cpu_s": cpu_seconds(),
-                                    "wall_s": time.perf_counter() - started, "event_loop": loop}}
+                                    "wall_s": time.perf_counter() - started}}
     with open(out, "w", encoding="utf-8") as fh:
         json.dump(result, fh, default=str)
 

@@ -23,6 +23,8 @@ from pathlib import Path
 import httpx
 
 from api.eventloop import loop_name
+from bench.common import servers_cpu_seconds
+from tests.servers import free_port
 
 APP = '''
 from fastapi import FastAPI, Request, Response
@@ -53,22 +55,9 @@ UPDATE = {
 }
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def measure(http: str, directory: Path, *, requests: int, connections: int) -> dict[str, float]:
     """Start uvicorn with ``http`` (h11, httptools), post to it, stop it: requests/s and the server's CPU."""
-    port = _free_port()
+    port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "app:app", "--port", str(port), "--http", http,
             "--loop", loop_name(os.environ.get("EVENT_LOOP", "auto")), "--log-level", "warning", "--no-access-log"]
     server = subprocess.Popen(argv, cwd=directory)
@@ -77,6 +66,10 @@ def measure(http: str, directory: Path, *, requests: int, connections: int) -> d
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def _cpu(pid: int) -> float:
+    return servers_cpu_seconds({"uvicorn": pid})["uvicorn"]
 
 
 async def _post(pid: int, port: int, *, requests: int, connections: int) -> dict[str, float]:
@@ -100,9 +93,9 @@ async def _post(pid: int, port: int, *, requests: int, connections: int) -> dict
             for _ in range(n):
                 (await client.post("/telegram/webhook", content=body, headers=headers)).raise_for_status()
 
-        cpu0, t0 = _cpu_seconds(pid), time.perf_counter()
+        cpu0, t0 = _cpu(pid), time.perf_counter()
         await asyncio.gather(*(post(requests // connections) for _ in range(connections)))
-        wall, cpu = time.perf_counter() - t0, _cpu_seconds(pid) - cpu0
+        wall, cpu = time.perf_counter() - t0, _cpu(pid) - cpu0
     done = requests // connections * connections
     return {"per_s": done / wall, "server_cpu_ms": 1000 * cpu / done, "body_bytes": len(body)}
 

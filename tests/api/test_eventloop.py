@@ -10,6 +10,7 @@ import asyncio
 import importlib.util
 import os
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -47,9 +48,27 @@ def test_run_runs_on_the_loop_chosen(choice: str) -> None:
         loop.close()
 
 
-def test_without_uvloop_auto_falls_back_and_uvloop_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def without_uvloop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This interpreter as one without uvloop (Windows, or a slimmed image)."""
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvloop" else real(name, *a))
+
+
+@pytest.fixture
+def serve_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`frontdesk serve` offline on a SQLite file of its own (returned; not created yet), no stray .env."""
+    db = tmp_path / "serve.db"
+    for name in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_BOT_TOKENS", "WEBHOOK_URL", "REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{db}")
+    monkeypatch.chdir(tmp_path)
+    # `serve` points the root logger at the runner's stderr, which is closed afterwards: keep pytest's set-up.
+    monkeypatch.setattr("api.cli._configure_logging", lambda level: None)
+    return db
+
+
+def test_without_uvloop_auto_falls_back_and_uvloop_refuses(without_uvloop: None) -> None:
     assert loop_name("auto") == "asyncio"
     assert loop_factory("auto") is asyncio.new_event_loop
     with pytest.raises(RuntimeError, match="uvloop is not installed"):
@@ -65,30 +84,17 @@ def test_a_wrong_event_loop_setting_is_refused_when_read(monkeypatch: pytest.Mon
 
 
 def test_serve_without_uvloop_when_it_is_required_stops_before_migrating(
-    tmp_path, monkeypatch: pytest.MonkeyPatch
+    serve_env: Path, without_uvloop: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db = tmp_path / "serve.db"
-    for name in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_BOT_TOKENS", "WEBHOOK_URL", "REDIS_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{db}")
     monkeypatch.setenv("EVENT_LOOP", "uvloop")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("api.cli._configure_logging", lambda level: None)
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvloop" else real(name, *a))
     result = CliRunner().invoke(app, ["serve"])
     assert result.exit_code == 2 and "uvloop is not installed" in result.output, result.output
-    assert not db.exists()
+    assert not serve_env.exists()
 
 
 @pytest.mark.parametrize("choice", ["auto", "asyncio"])
-def test_serve_hands_the_chosen_loop_to_uvicorn(tmp_path, monkeypatch: pytest.MonkeyPatch, choice: str) -> None:
-    for name in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_BOT_TOKENS", "WEBHOOK_URL", "REDIS_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}")
+def test_serve_hands_the_chosen_loop_to_uvicorn(serve_env: Path, monkeypatch: pytest.MonkeyPatch, choice: str) -> None:
     monkeypatch.setenv("EVENT_LOOP", choice)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("api.cli._configure_logging", lambda level: None)
     served: dict[str, object] = {}
     monkeypatch.setattr("uvicorn.run", lambda app, **kw: served.update(kw))
     result = CliRunner().invoke(app, ["serve"])
