@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final, Protocol, cast
 
-from sqlalchemy import BindParameter, Executable, and_, bindparam, or_, select
+from sqlalchemy import BindParameter, and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
@@ -72,15 +72,16 @@ class DeskRow(Protocol):
 
 def _desk_list_statement(
     waiting: VisitStatus, today_only: VisitStatus, today_since: QueryableAttribute[Any]
-) -> Executable:
+) -> DriverStatement:
     """A desk's list: the faskes' visits ``waiting`` today (open), and those that reached ``today_only`` since the
     start of the local day (``today_since``), each with the target's name.
 
     Columns, not entities: a list of forty people loads no ORM object, and it reads what the database holds now
-    even after a conditional update in the same unit of work (a save reads the list it leaves behind).
+    even after a conditional update in the same unit of work (a save reads the list it leaves behind). Run as the
+    driver's SQL (core/db/driver_statement.py): a visit reads the desks' lists four times.
     """
     V = models.Visit
-    return (
+    return DriverStatement(
         select(
             V.id, V.target_id, V.dose_number, V.status, V.opened_at, V.screened_at, V.vaccinated_at, models.Target.name
         )
@@ -145,10 +146,10 @@ class VisitRepository(_Repository):
         return await self._desk_list(_VACCINATION_LIST, faskes_code, today, day_start)
 
     async def _desk_list(
-        self, stmt: Executable, faskes_code: str, today: date, day_start: datetime
+        self, stmt: DriverStatement, faskes_code: str, today: date, day_start: datetime
     ) -> Sequence[DeskRow]:
-        params = {"faskes_code": faskes_code, "today": today, "day_start": day_start}
-        return cast(Sequence[DeskRow], (await self.session.execute(stmt, params)).all())
+        rows = await stmt.all(self.session, faskes_code=faskes_code, today=today, day_start=day_start)
+        return cast(Sequence[DeskRow], rows)
 
     def add(self, visit: models.Visit) -> None:
         self.session.add(visit)

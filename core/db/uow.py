@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import models
+from core.db.driver_statement import DriverStatement
 from core.db.engine import READ_ONLY_OPTION
 from core.db.repositories import (
     AccessRequestRepository,
@@ -52,7 +53,9 @@ def is_unreachable(exc: BaseException) -> bool:
 
 
 # The audit append's statements, built once (see core/db/repositories.py).
-_LOCK_HEAD: Final = select(models.AuditHead).where(models.AuditHead.id == 1).with_for_update()
+_LOCK_HEAD: Final = DriverStatement(  # the driver's SQL: once per writing use case (core/db/driver_statement.py)
+    select(models.AuditHead.seq, models.AuditHead.hash).where(models.AuditHead.id == 1).with_for_update()
+)
 _APPEND: Final = insert(models.audit_events_table)
 _MOVE_HEAD: Final = (
     update(models.audit_head_table)
@@ -156,7 +159,9 @@ class SqlUnitOfWork:
 
     async def _append_audit(self) -> None:
         s = self.session
-        head = (await s.execute(_LOCK_HEAD)).scalar_one()
+        head = await _LOCK_HEAD.first(s)
+        if head is None:
+            raise RuntimeError("the audit chain has no head row (migrations not run?)")
         seq, prev = head.seq, head.hash
         at = self.clock.now()
         actor = self.actor

@@ -25,6 +25,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.db import models
+from core.db.driver_statement import DriverStatement
 from core.db.repositories import set_bound, update_params
 from core.db.uow import SqlUnitOfWork
 from core.domain.accounts import Actor, Role, require_faskes, require_role
@@ -116,8 +117,8 @@ _PREVIOUS_DOSE: Final = (
     .order_by(_V.vaccinated_at.desc())
     .limit(1)
 )
-# The recorder's latest batch today at their faskes.
-_LAST_BATCH: Final = (
+# The recorder's latest batch today at their faskes (as the driver's SQL: core/db/driver_statement.py).
+_LAST_BATCH: Final = DriverStatement(
     select(_V.product_code, _V.batch, _V.expiry)
     .where(
         _V.faskes_code == bindparam("faskes_code"),
@@ -564,8 +565,9 @@ class VaccinationService:
         The faskes bounds the read to today's doses there (``ix_visits_faskes_vaccinated``); by the recorder alone it
         would read every visit in PL."""
         since = start_of_local_day(today, tz)
-        params = {"faskes_code": actor.faskes_code, "account_id": actor.account_id, "since": since}
-        row = (await uow.session.execute(_LAST_BATCH, params)).first()
+        row = await _LAST_BATCH.first(
+            uow.session, faskes_code=actor.faskes_code, account_id=actor.account_id, since=since
+        )
         if row is None:
             return None
         product_code, batch, expiry = row

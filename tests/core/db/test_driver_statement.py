@@ -1,11 +1,12 @@
-"""core.db.driver_statement: the hottest reads as the driver's SQL, where nothing needs processing."""
+"""core.db.driver_statement: the hottest reads as the driver's SQL, with the dialect's processing applied alike."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, event, select
+from sqlalchemy import bindparam, event, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import models
@@ -53,20 +54,115 @@ async def test_the_account_re_check_goes_the_driver_way_and_reads_what_the_orm_r
     assert len(seen.seen) == 3 and not any(compiled for _, compiled in seen.seen)  # SQL as the driver's
 
 
-async def test_a_statement_whose_columns_need_processing_goes_sqlalchemys_way(
+async def _visits(services: Services, engine: AsyncEngine) -> list[int]:
+    """Two visits of two targets, one screened (a temperature, a screening time) and one not."""
+    now = services.ctx.clock.now()
+    async with engine.begin() as conn:
+        account, faskes = (
+            await conn.execute(
+                select(models.Account.id, models.Account.faskes_code)
+                .where(models.Account.faskes_code.is_not(None))
+                .limit(1)
+            )
+        ).one()
+        targets = (await conn.scalars(select(models.Target.id).order_by(models.Target.id).limit(2))).all()
+        ids = []
+        for target_id, screened in zip(targets, (True, False), strict=True):
+            values = dict(
+                target_id=target_id,
+                dose_number=1,
+                faskes_code=faskes,
+                service_date=now.date(),
+                status="tunda" if screened else "menunggu_skrining",
+                is_open=not screened,
+                version=1,
+                opened_at=now - timedelta(minutes=30),
+                opened_by=account,
+            )
+            if screened:
+                values.update(screened_at=now, temperature_c=Decimal("37.6"), answers={"demam": True})
+            ids.append(
+                (await conn.execute(insert(models.Visit).values(**values).returning(models.Visit.id))).scalar_one()
+            )
+    return ids
+
+
+_V = models.Visit
+# Dates and UTC stamps as parameters and columns (SQLite: text both ways; UtcDateTime: the zone), constants in the
+# statement (a status, the LIMIT), the same parameter twice, and a column the driver returns as PostgreSQL's NUMERIC.
+_PROCESSED = (
+    select(_V.id, _V.service_date, _V.opened_at, _V.screened_at, models.Target.name, _V.answers)
+    .join(models.Target, _V.target_id == models.Target.id)
+    .where(
+        _V.service_date == bindparam("today"),
+        _V.opened_at >= bindparam("since"),
+        or_(_V.status == "tunda", _V.status == "menunggu_skrining", _V.opened_at < bindparam("since")),
+    )
+    .order_by(_V.id)
+    .limit(10)
+)
+
+
+async def test_a_statement_whose_values_need_processing_goes_the_driver_way_and_reads_what_sqlalchemy_reads(
     services: Services, engine: AsyncEngine
 ) -> None:
-    """A date needs SQLAlchemy's result processing on SQLite: such a statement keeps the ordinary path."""
-    statement = DriverStatement(
-        select(models.Target.nik, models.Target.birth_date).where(models.Target.nik == bindparam("nik"))
-    )
+    ids = await _visits(services, engine)
+    now = services.ctx.clock.now()
+    values = {"today": now.date(), "since": now - timedelta(hours=1)}
+    statement = DriverStatement(_PROCESSED)
     async with services.ctx.uow() as uow:
-        nik = (await uow.session.execute(select(models.Target.nik).limit(1))).scalar_one()
+        expected = (await uow.session.execute(_PROCESSED, values)).all()
     with Executions(engine) as seen:
         async with services.ctx.uow() as uow:
-            row = await statement.first(uow.session, nik=nik)
-    assert row is not None and row.nik == nik and isinstance(row.birth_date, date)
-    dialect = engine.dialect.name
+            rows = await statement.all(uow.session, **values)
+            first = await statement.first(uow.session, **values)
+            none = await statement.first(uow.session, today=date(2000, 1, 1), since=now)
+    assert [r.id for r in expected] == ids  # the statement finds the two visits: the comparison below means something
+    assert [tuple(r) for r in rows] == [tuple(r) for r in expected]
+    assert first is not None and tuple(first) == tuple(expected[0]) and none is None
+    screened = rows[0]
+    assert isinstance(screened.service_date, date) and screened.service_date == now.date()
+    assert screened.screened_at == now and screened.screened_at.tzinfo is not None  # aware UTC, as the ORM reads it
+    assert screened.opened_at == now - timedelta(minutes=30) and rows[1].screened_at is None
+    assert screened.answers == {"demam": True}
+    assert not any(compiled for _, compiled in seen.seen) and len(seen.seen) == 3  # the driver's SQL, every time
+
+
+async def test_numeric_columns_and_in_lists_keep_sqlalchemys_way_where_the_driver_way_cannot_say_the_same(
+    services: Services, engine: AsyncEngine
+) -> None:
+    """PostgreSQL's NUMERIC result processing depends on the driver's type code, and an IN list is expanded at
+    execution: such statements run through ``session.execute``, and read alike."""
+    ids = await _visits(services, engine)
+    numeric = select(_V.id, _V.temperature_c).where(_V.id == bindparam("visit_id"))
+    expanding = select(_V.id).where(_V.id.in_(bindparam("ids", expanding=True))).order_by(_V.id)
+    with Executions(engine) as seen:
+        async with services.ctx.uow() as uow:
+            temperature = await DriverStatement(numeric).first(uow.session, visit_id=ids[0])
+            listed = await DriverStatement(expanding).all(uow.session, ids=ids)
+    assert temperature is not None and temperature.temperature_c == Decimal("37.6")
+    assert [r.id for r in listed] == ids
     compiled_by_sqlalchemy = [compiled for _, compiled in seen.seen]
-    # PostgreSQL's driver gives dates itself: the driver's way there; SQLite stores text: SQLAlchemy's way.
-    assert compiled_by_sqlalchemy == ([True] if dialect == "sqlite" else [False])
+    assert compiled_by_sqlalchemy == [engine.dialect.name == "postgresql", True]
+
+
+async def test_the_desk_lists_the_last_batch_and_the_audit_head_go_the_driver_way(
+    services: Services, engine: AsyncEngine
+) -> None:
+    """What a desk reads on nearly every other update: meja 2's and meja 4's lists, the recorder's last batch,
+    and the audit chain's head (locked once per writing use case)."""
+    await _visits(services, engine)
+    from core.db.repositories import _SCREENING_LIST, _VACCINATION_LIST
+    from core.db.uow import _LOCK_HEAD
+    from core.services.vaccination import _LAST_BATCH
+
+    for statement in (_SCREENING_LIST, _VACCINATION_LIST, _LAST_BATCH, _LOCK_HEAD):
+        plan = statement._plan_for(engine.dialect)
+        assert plan.sql is not None, statement.statement
+    now = services.ctx.clock.now()
+    with Executions(engine) as seen:
+        async with services.ctx.uow() as uow:
+            faskes = (await uow.session.execute(select(_V.faskes_code).limit(1))).scalar_one()
+            listed = await uow.visits.screening_list(faskes, now.date(), now - timedelta(hours=12))
+    assert sorted(r.status for r in listed) == ["menunggu_skrining", "tunda"]
+    assert [compiled for _, compiled in seen.seen] == [True, False]
