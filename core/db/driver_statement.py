@@ -4,31 +4,39 @@ Through ``session.execute`` every statement pays for SQLAlchemy's statement cach
 result processing and the ORM's execution path, about 0.19 ms of CPU for the account's re-check on
 PostgreSQL against 0.067 ms as a precompiled string through ``exec_driver_sql`` (same connection, same
 transaction, same events and error translation; docs/performance.md). The desk's reads run on nearly every
-desk update (the account's re-check, the lists of meja 2 and meja 4, the audit chain's head), so they are worth it.
+desk update (the account's re-check, the visit a desk works on, the desks' lists, the audit chain's head), so
+they are worth it.
 
 A :class:`DriverStatement` compiles its Core statement the first time a dialect runs it and keeps what one
 execution needs: the SQL text, where each positional parameter comes from (a value the caller passes by name, or
 a constant the statement holds, such as a status or a ``LIMIT``), and the dialect's own processing of each
-parameter and each column (a date as text on SQLite, the UTC stamp of ``UtcDateTime``). It applies that
+parameter and each column (a date as text on SQLite, the UTC stamp of ``UtcDateTime``, JSON), chosen as
+SQLAlchemy chooses it: a column's from the type the driver reports for it on the first execution. It applies that
 processing itself, the same functions SQLAlchemy would call, so a row reads alike either way: a row that needed
 none is the driver's result row; one that did is a named tuple of the processed values. A statement whose
 dialect takes named parameters, or with a parameter expanded or rendered at execution (``IN`` lists), runs
 through ``session.execute`` as before: one statement and one meaning either way.
+
+An :class:`EntityColumns` selects every mapped column of an ORM class beside other columns and reads them back
+into an instance of the class, as the ORM's loading fills one, but held by no session: for use cases that only
+read what they load (their writes are conditional ``UPDATE`` statements of their own).
 """
 
 from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Dialect, Select
+from sqlalchemy import ColumnElement, CursorResult, Dialect, Select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import class_mapper
 
-__all__ = ["DriverStatement"]
+__all__ = ["DriverStatement", "EntityColumns"]
 
 _Processor = Callable[[Any], Any] | None
+_E = TypeVar("_E")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +47,8 @@ class _Plan:
     names: tuple[str | None, ...] = ()  # the caller's value by this name; None: the constant below
     constants: tuple[Any, ...] = ()  # already processed
     binds: tuple[_Processor, ...] = ()
-    results: tuple[_Processor, ...] | None = None  # None: no column needs processing
-    row: Any = None  # the named tuple of a processed row
+    results: tuple[_Processor, ...] | None = None  # None: not known before the first execution
+    row: Any = None  # the named tuple of a processed row; None: no column needs processing
 
     def parameters(self, values: dict[str, Any]) -> tuple[Any, ...]:
         out = []
@@ -53,6 +61,8 @@ class _Plan:
         return tuple(out)
 
     def row_of(self, raw: Sequence[Any]) -> Any:
+        if self.row is None:
+            return raw
         assert self.results is not None
         return self.row._make(
             value if process is None else process(value) for process, value in zip(self.results, raw, strict=True)
@@ -73,10 +83,10 @@ class DriverStatement:
         plan = self._plan_for(conn.dialect)
         if plan.sql is None:
             return (await session.execute(self.statement, values)).first()
-        row = (await conn.exec_driver_sql(plan.sql, plan.parameters(values))).first()
-        if row is None or plan.results is None:
-            return row
-        return plan.row_of(row)
+        result = await conn.exec_driver_sql(plan.sql, plan.parameters(values))
+        plan = self._results_known(plan, conn.dialect, result)
+        row = result.first()
+        return None if row is None else plan.row_of(row)
 
     async def all(self, session: AsyncSession, **values: Any) -> Sequence[Any]:
         """Every row for ``values`` (one per bound parameter, by name)."""
@@ -84,10 +94,10 @@ class DriverStatement:
         plan = self._plan_for(conn.dialect)
         if plan.sql is None:
             return (await session.execute(self.statement, values)).all()
-        rows = (await conn.exec_driver_sql(plan.sql, plan.parameters(values))).all()
-        if plan.results is None:
-            return rows
-        return [plan.row_of(row) for row in rows]
+        result = await conn.exec_driver_sql(plan.sql, plan.parameters(values))
+        plan = self._results_known(plan, conn.dialect, result)
+        rows = result.all()
+        return rows if plan.row is None else [plan.row_of(row) for row in rows]
 
     def _plan_for(self, dialect: Dialect) -> _Plan:
         key = (dialect.name, dialect.driver, dialect.paramstyle)
@@ -119,18 +129,50 @@ class DriverStatement:
                 names.append(None)
                 constants.append(value if process is None else process(value))
                 binds.append(None)
-        try:  # a processor that depends on the driver's type code (PostgreSQL's NUMERIC) refuses None
-            results = tuple(
-                column.type.dialect_impl(dialect).result_processor(dialect, None)
-                for column in self.statement.selected_columns
-            )
-        except Exception:  # noqa: BLE001 - one that needs the driver's type code (PostgreSQL's NUMERIC): SQLAlchemy's way
-            return _Plan(None)
-        if not any(results):
-            return _Plan(compiled.string, tuple(names), tuple(constants), tuple(binds))
+        return _Plan(compiled.string, tuple(names), tuple(constants), tuple(binds))
+
+    def _results_known(self, plan: _Plan, dialect: Dialect, result: CursorResult[Any]) -> _Plan:
+        """The plan with its columns' processing, chosen on the first execution from the types the driver reports
+        (PostgreSQL's NUMERIC needs processing or not by the type of its column), as SQLAlchemy chooses it."""
+        if plan.results is not None:
+            return plan
+        columns = list(self.statement.selected_columns)
+        description = result.cursor.description if result.cursor is not None else None
+        codes = [entry[1] for entry in description] if description else [None] * len(columns)
+        if len(codes) != len(columns):
+            raise RuntimeError("the driver returned other columns than the statement selects")
+        results = tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, code)
+            for column, code in zip(columns, codes, strict=True)
+        )
         keys = list(self.statement.selected_columns.keys())
-        try:
-            row = namedtuple("DriverRow", keys)  # type: ignore[misc]
-        except ValueError:  # keys that cannot be attribute names
-            return _Plan(None)
-        return _Plan(compiled.string, tuple(names), tuple(constants), tuple(binds), results, row)
+        row = namedtuple("DriverRow", keys) if any(results) else None  # its fields are known at run time only
+        known = replace(plan, results=results, row=row)
+        self._plans[(dialect.name, dialect.driver, dialect.paramstyle)] = known
+        return known
+
+
+class EntityColumns(Generic[_E]):
+    """Every mapped column of ``entity``, labelled ``<prefix>_<attribute>``, and the instance read back from them."""
+
+    def __init__(self, entity: type[_E], prefix: str) -> None:
+        mapper = class_mapper(entity)
+        self._manager = mapper.class_manager
+        attributes = [(prop.key, prop.columns[0]) for prop in mapper.column_attrs]
+        self.keys: tuple[str, ...] = tuple(key for key, _ in attributes)
+        self.columns: tuple[ColumnElement[Any], ...] = tuple(
+            column.label(f"{prefix}_{key}") for key, column in attributes
+        )
+        self.width = len(self.columns)
+        key_column = mapper.primary_key[0]
+        self._primary = next(i for i, (_, column) in enumerate(attributes) if column is key_column)
+
+    def read(self, row: Sequence[Any], start: int) -> _E | None:
+        """The instance whose columns start at ``start`` in ``row``; None when its primary key is NULL (an outer
+        join found none). Every column is loaded; the instance belongs to no session."""
+        values = row[start : start + self.width]
+        if values[self._primary] is None:
+            return None
+        instance: _E = self._manager.new_instance()
+        instance.__dict__.update(zip(self.keys, values, strict=True))
+        return instance

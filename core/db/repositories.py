@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
 from core.db import models
-from core.db.driver_statement import DriverStatement
+from core.db.driver_statement import DriverStatement, EntityColumns
 from core.domain.vaccines import IntervalRule
 from core.domain.visits import VisitStatus
 
@@ -169,6 +169,11 @@ ACTOR_COLUMNS = (
     models.Account.locale,
 )
 
+
+# Every column of a visit and of a target, to read beside the account in one statement of the driver's
+# (core/db/driver_statement.py): the visit a desk opens or saves, the target meja 1 looks up or registers.
+VISIT_COLUMNS: Final = EntityColumns(models.Visit, "v")
+TARGET_COLUMNS: Final = EntityColumns(models.Target, "t")
 
 # The account's re-check, on nearly every desk update, and the bot's look-up of its sender.
 _ACTOR_BY_ID: Final = DriverStatement(select(*ACTOR_COLUMNS).where(models.Account.id == bindparam("account_id")))

@@ -18,12 +18,13 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, Literal
 
-from sqlalchemy import ColumnElement, Executable, bindparam, select
+from sqlalchemy import ColumnElement, bindparam, select
 
 from core.db import models
-from core.db.repositories import ACTOR_COLUMNS, DistrictRef, FaskesRef
+from core.db.driver_statement import DriverStatement
+from core.db.repositories import ACTOR_COLUMNS, TARGET_COLUMNS, DistrictRef, FaskesRef
 from core.db.uow import SqlUnitOfWork
 from core.domain.accounts import AccountKind, Actor, Role, require_active
 from core.domain.errors import InvalidInput, InvalidNik, NotFound, PermissionDenied, Refused
@@ -219,15 +220,16 @@ class LookupService:
             return await build_card(uow, actor, target, nik_typed=False)
 
 
-def _reader_and_target(on: ColumnElement[bool], via: tuple[Any, ColumnElement[bool]] | None = None) -> Executable:
-    stmt = select(*ACTOR_COLUMNS, models.Target).select_from(models.Account)
+def _reader_and_target(on: ColumnElement[bool], via: tuple[Any, ColumnElement[bool]] | None = None) -> DriverStatement:
+    stmt = select(*ACTOR_COLUMNS, *TARGET_COLUMNS.columns).select_from(models.Account)
     if via is not None:
         stmt = stmt.outerjoin(*via)
-    return stmt.outerjoin(models.Target, on).where(models.Account.id == bindparam("account_id"))
+    return DriverStatement(stmt.outerjoin(models.Target, on).where(models.Account.id == bindparam("account_id")))
 
 
-# The reading account and the target, by what identifies the target (``key``): built once (core/db/repositories.py).
-_READER_AND_TARGET: Final[dict[TargetKey, Executable]] = {
+# The reading account and the target, by what identifies the target (``key``): built once (core/db/repositories.py),
+# run as the driver's SQL (core/db/driver_statement.py).
+_READER_AND_TARGET: Final[dict[TargetKey, DriverStatement]] = {
     "nik": _reader_and_target(models.Target.nik == bindparam("key")),
     "ticket": _reader_and_target(models.Target.ticket == bindparam("key")),
     "id": _reader_and_target(models.Target.id == bindparam("key")),
@@ -245,11 +247,10 @@ async def reader_and_target(
 
     The app's lookup read; the benchmark times it as is (bench/lookup.py).
     """
-    params = {"key": key, "account_id": account_id_of(actor)}
-    row = (await uow.session.execute(_READER_AND_TARGET[by], params)).first()
+    row = await _READER_AND_TARGET[by].first(uow.session, key=key, account_id=account_id_of(actor))
     fresh = fresh_from_row(actor, row)
     require_active(fresh)
-    return fresh, cast(models.Target | None, row[ACTOR_WIDTH] if row is not None else None)
+    return fresh, TARGET_COLUMNS.read(row, ACTOR_WIDTH)
 
 
 async def build_card(

@@ -39,7 +39,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from core.db import models
-from core.db.repositories import ACTOR_COLUMNS, DistrictRef, FaskesRef, set_bound, update_params
+from core.db.driver_statement import DriverStatement
+from core.db.repositories import (
+    ACTOR_COLUMNS,
+    TARGET_COLUMNS,
+    VISIT_COLUMNS,
+    DistrictRef,
+    FaskesRef,
+    set_bound,
+    update_params,
+)
 from core.db.uow import SqlUnitOfWork
 from core.domain.accounts import Actor, Role, require_faskes, require_role
 from core.domain.audit import AuditDraft
@@ -199,17 +208,18 @@ class VisitRow:
     timezone: str
 
 
-# Meja 1's statements, built once (see core/db/repositories.py).
-_VISIT_ROWS: Final = (
-    select(models.Visit, models.Faskes.name, models.KabKota.code, models.KabKota.timezone)
+# Meja 1's statements, built once (see core/db/repositories.py) and run as the driver's SQL
+# (core/db/driver_statement.py).
+_VISIT_ROWS: Final = DriverStatement(
+    select(*VISIT_COLUMNS.columns, models.Faskes.name, models.KabKota.code, models.KabKota.timezone)
     .join(models.Faskes, models.Visit.faskes_code == models.Faskes.code)
     .join(models.KabKota, models.Faskes.kabkota_code == models.KabKota.code)
     .where(models.Visit.target_id == bindparam("target_id"))
     .order_by(models.Visit.id)
 )
 # The account (re-checked) and the target, in one statement.
-_ACTOR_AND_TARGET: Final = (
-    select(*ACTOR_COLUMNS, models.Target)
+_ACTOR_AND_TARGET: Final = DriverStatement(
+    select(*ACTOR_COLUMNS, *TARGET_COLUMNS.columns)
     .select_from(models.Account)
     .outerjoin(models.Target, models.Target.id == bindparam("target_id"))
     .where(models.Account.id == bindparam("account_id"))
@@ -225,8 +235,9 @@ _BUMP_TARGET: Final = (
 
 async def visit_rows(uow: SqlUnitOfWork, target_id: int) -> list[VisitRow]:
     """The target's visits, oldest first, each with its faskes' name, district and time zone."""
-    rows = (await uow.session.execute(_VISIT_ROWS, {"target_id": target_id})).all()
-    return [VisitRow(v, name, kk, tz) for v, name, kk, tz in rows]
+    width = VISIT_COLUMNS.width
+    rows = await _VISIT_ROWS.all(uow.session, target_id=target_id)
+    return [VisitRow(cast(models.Visit, VISIT_COLUMNS.read(row, 0)), *row[width:]) for row in rows]
 
 
 def facts_of(rows: Iterable[VisitRow], now: datetime) -> list[VisitFacts]:
@@ -347,8 +358,7 @@ class RegistrationService:
         async with self.ctx.uow(actor) as uow:
             s = uow.session
             # The account (re-checked) and the target in one statement.
-            params = {"target_id": target_id, "account_id": account_id_of(actor)}
-            first = (await s.execute(_ACTOR_AND_TARGET, params)).first()
+            first = await _ACTOR_AND_TARGET.first(s, target_id=target_id, account_id=account_id_of(actor))
             actor = fresh_from_row(actor, first)
             require_role(actor, Role.MEJA1)
             faskes, kabkota = await actor_faskes(uow, actor)
@@ -356,7 +366,7 @@ class RegistrationService:
                 raise Refused("meja1_not_vaccinator", faskes=faskes.name)
             now = uow.clock.now()
             today = local_date(now, kabkota.timezone)
-            target = cast(models.Target | None, first[ACTOR_WIDTH] if first is not None else None)
+            target = TARGET_COLUMNS.read(first, ACTOR_WIDTH) if first is not None else None
             if target is None:
                 raise NotFound("target")
             if target.version != seen_version:

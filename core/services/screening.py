@@ -23,14 +23,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
 from core.db import models
-from core.db.repositories import ACTOR_COLUMNS, DeskRow, set_bound, update_params
+from core.db.driver_statement import DriverStatement
+from core.db.repositories import ACTOR_COLUMNS, TARGET_COLUMNS, VISIT_COLUMNS, DeskRow, set_bound, update_params
 from core.db.uow import SqlUnitOfWork
 from core.domain.accounts import Actor, Role, require_faskes, require_role
 from core.domain.audit import AuditDraft
@@ -235,9 +236,10 @@ class ScreeningSaved:
 _VisitRow = tuple[models.Visit, models.Target, str]
 
 
-# The account (re-checked) and the visit with its target, in one statement: built once (see core/db/repositories).
-_VISIT_AS: Final = (
-    select(*ACTOR_COLUMNS, models.Visit, models.Target)
+# The account (re-checked) and the visit with its target, in one statement: built once (see core/db/repositories),
+# run as the driver's SQL (core/db/driver_statement.py): meja 2 and meja 4 read it on five updates of a visit.
+_VISIT_AS: Final = DriverStatement(
+    select(*ACTOR_COLUMNS, *VISIT_COLUMNS.columns, *TARGET_COLUMNS.columns)
     .select_from(models.Account)
     .outerjoin(models.Visit, models.Visit.id == bindparam("visit_id"))
     .outerjoin(models.Target, models.Visit.target_id == models.Target.id)
@@ -290,12 +292,12 @@ async def load_visit_as(uow: SqlUnitOfWork, actor: Actor, visit_id: int, role: R
     One statement reads the account and the visit; the account's checks come first, as with ``fresh_actor``.
     Raises ``PermissionDenied`` and ``NotFound("visit")``.
     """
-    row = (await uow.session.execute(_VISIT_AS, {"visit_id": visit_id, "account_id": account_id_of(actor)})).first()
+    row = await _VISIT_AS.first(uow.session, visit_id=visit_id, account_id=account_id_of(actor))
     fresh = fresh_from_row(actor, row)
     require_role(fresh, role)
     assert row is not None
-    visit = cast(models.Visit | None, row[ACTOR_WIDTH])
-    target = cast(models.Target | None, row[ACTOR_WIDTH + 1])
+    visit = VISIT_COLUMNS.read(row, ACTOR_WIDTH)
+    target = TARGET_COLUMNS.read(row, ACTOR_WIDTH + VISIT_COLUMNS.width)
     place = await uow.references.place(visit.faskes_code) if visit is not None else None
     if visit is None or target is None or place is None:
         raise NotFound("visit")

@@ -128,22 +128,26 @@ async def test_a_statement_whose_values_need_processing_goes_the_driver_way_and_
     assert not any(compiled for _, compiled in seen.seen) and len(seen.seen) == 3  # the driver's SQL, every time
 
 
-async def test_numeric_columns_and_in_lists_keep_sqlalchemys_way_where_the_driver_way_cannot_say_the_same(
+async def test_numeric_columns_go_the_driver_way_and_in_lists_keep_sqlalchemys(
     services: Services, engine: AsyncEngine
 ) -> None:
-    """PostgreSQL's NUMERIC result processing depends on the driver's type code, and an IN list is expanded at
-    execution: such statements run through ``session.execute``, and read alike."""
+    """PostgreSQL's NUMERIC needs processing or not by the type the driver reports (read on the first execution, as
+    SQLAlchemy reads it); an IN list is expanded at execution, so such a statement runs through ``session.execute``.
+    Both read alike."""
     ids = await _visits(services, engine)
-    numeric = select(_V.id, _V.temperature_c).where(_V.id == bindparam("visit_id"))
+    numeric = DriverStatement(select(_V.id, _V.temperature_c).where(_V.id == bindparam("visit_id")))
     expanding = select(_V.id).where(_V.id.in_(bindparam("ids", expanding=True))).order_by(_V.id)
     with Executions(engine) as seen:
         async with services.ctx.uow() as uow:
-            temperature = await DriverStatement(numeric).first(uow.session, visit_id=ids[0])
+            temperature = await numeric.first(uow.session, visit_id=ids[0])
+            again = await numeric.first(uow.session, visit_id=ids[0])
             listed = await DriverStatement(expanding).all(uow.session, ids=ids)
-    assert temperature is not None and temperature.temperature_c == Decimal("37.6")
+    assert (
+        temperature is not None and temperature.temperature_c == Decimal("37.6") and tuple(again) == tuple(temperature)
+    )
+    assert isinstance(temperature.temperature_c, Decimal)
     assert [r.id for r in listed] == ids
-    compiled_by_sqlalchemy = [compiled for _, compiled in seen.seen]
-    assert compiled_by_sqlalchemy == [engine.dialect.name == "postgresql", True]
+    assert [compiled for _, compiled in seen.seen] == [False, False, True]
 
 
 async def test_the_desk_lists_the_last_batch_and_the_audit_head_go_the_driver_way(
@@ -166,3 +170,65 @@ async def test_the_desk_lists_the_last_batch_and_the_audit_head_go_the_driver_wa
             listed = await uow.visits.screening_list(faskes, now.date(), now - timedelta(hours=12))
     assert sorted(r.status for r in listed) == ["menunggu_skrining", "tunda"]
     assert [compiled for _, compiled in seen.seen] == [True, False]
+
+
+async def test_entity_columns_read_back_what_the_orm_loads_into_an_instance_no_session_holds(
+    services: Services, engine: AsyncEngine
+) -> None:
+    """A visit and its target read beside other columns (an outer join) into instances of the models, every
+    attribute as the ORM loads it; none when the join finds nothing."""
+    from core.db.driver_statement import EntityColumns
+
+    ids = await _visits(services, engine)
+    visits, targets = EntityColumns(models.Visit, "v"), EntityColumns(models.Target, "t")
+    statement = DriverStatement(
+        select(models.Account.id, *visits.columns, *targets.columns)
+        .select_from(models.Account)
+        .outerjoin(_V, _V.id == bindparam("visit_id"))
+        .outerjoin(models.Target, _V.target_id == models.Target.id)
+        .where(models.Account.id == bindparam("account_id"))
+    )
+    async with services.ctx.uow() as uow:
+        account = (await uow.session.execute(select(models.Account.id).limit(1))).scalar_one()
+        row = await statement.first(uow.session, visit_id=ids[0], account_id=account)
+        missing = await statement.first(uow.session, visit_id=-1, account_id=account)
+        visit = visits.read(row, 1)
+        target = targets.read(row, 1 + visits.width)
+        assert visit is not None and target is not None and visit not in uow.session
+        loaded_visit = await uow.session.get(models.Visit, ids[0])
+        loaded_target = await uow.session.get(models.Target, visit.target_id)
+        assert loaded_visit is not visit
+        for entity, loaded in ((visit, loaded_visit), (target, loaded_target)):
+            for attribute in (visits if entity is visit else targets).keys:
+                assert getattr(entity, attribute) == getattr(loaded, attribute), attribute
+    assert isinstance(visit, models.Visit) and visit.temperature_c == Decimal("37.6")
+    assert visit.answers == {"demam": True} and visit.opened_at.tzinfo is not None
+    assert isinstance(target, models.Target) and isinstance(target.birth_date, date)
+    assert missing is not None and visits.read(missing, 1) is None and targets.read(missing, 1 + visits.width) is None
+
+
+async def test_meja_1s_lookup_reads_the_driver_way_and_the_desks_visit_compiles_once(
+    services: Services, engine: AsyncEngine
+) -> None:
+    """Meja 1's lookup (the reader and the target, then the target's visits) sends no statement SQLAlchemy compiles
+    for it; meja 2 and meja 4 open and save a visit read with its account in one statement of the same kind, and
+    meja 1 registers a target read so."""
+    from core.services.lookup import _READER_AND_TARGET
+    from core.services.registration import _ACTOR_AND_TARGET, _VISIT_ROWS
+    from core.services.screening import _VISIT_AS
+
+    ids = await _visits(services, engine)
+    async with services.ctx.uow() as uow:
+        nik = (
+            await uow.session.execute(
+                select(models.Target.nik).join(_V, _V.target_id == models.Target.id).where(_V.id == ids[0])
+            )
+        ).scalar_one()
+    meja1 = await services.accounts.resolve_actor(910001)
+    await services.lookup.find(meja1, nik)  # PL's reference tables (faskes, intervals) are cached from here on
+    with Executions(engine) as seen:
+        card = await services.lookup.find(meja1, nik)
+    assert card.target_id is not None and len(card.visits) >= 1  # the target and its visit were read
+    assert len(seen.seen) == 2 and not any(compiled for _, compiled in seen.seen)
+    for statement in (_VISIT_AS, _ACTOR_AND_TARGET, _VISIT_ROWS):
+        assert statement._plan_for(engine.dialect).sql is not None, statement.statement
