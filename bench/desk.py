@@ -509,12 +509,14 @@ async def census(runtime: Any, team: Team, *, visits: int, redis: Any, profile: 
     servers = servers or {}
     from bench.floor import RoundTrips
 
-    sql = [0]
+    sql = [0, 0]  # statements; of them, compiled by SQLAlchemy (the others are the driver's SQL: DriverStatement)
     captured: list[tuple[str, str]] | None = None
     current = [""]
 
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+    def count(_conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, *_: Any) -> None:
         sql[0] += 1
+        if context is not None and context.compiled is not None:
+            sql[1] += 1
         if captured is not None:
             captured.append((current[0], " ".join(statement.split())[:160]))
 
@@ -529,11 +531,11 @@ async def census(runtime: Any, team: Team, *, visits: int, redis: Any, profile: 
     def snapshot() -> tuple[Any, ...]:
         # The servers are read first and last, so that reading /proc is in neither clock of the step.
         ns = servers_cpu_ns(servers) if servers else {}
-        return sql[0], trips.count, time.process_time(), time.perf_counter(), hops.count, ns
+        return sql[0], trips.count, time.process_time(), time.perf_counter(), hops.count, ns, sql[1]
 
     def record(name: str, before: tuple[Any, ...]) -> None:
         per_step[name].append((sql[0] - before[0], trips.count - before[1], time.process_time() - before[2],
-                               time.perf_counter() - before[3], hops.count - before[4]))
+                               time.perf_counter() - before[3], hops.count - before[4], sql[1] - before[6]))
         if servers:
             after = servers_cpu_ns(servers)
             server_ns[name].append({k: after[k] - before[5][k] for k in after})
@@ -614,6 +616,7 @@ async def census(runtime: Any, team: Team, *, visits: int, redis: Any, profile: 
     out.update(txn.summary(len(rows)))
     if stats.visits:
         out["sql_per_visit"] = sum(r[0] for r in rows) / stats.visits
+        out["sql_compiled_per_visit"] = sum(r[5] for r in rows) / stats.visits
         out["updates_per_visit"] = len(rows) / stats.visits
     if profile_text:
         out["profile"] = profile_text

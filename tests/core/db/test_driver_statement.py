@@ -230,5 +230,5 @@ async def test_meja_1s_lookup_reads_the_driver_way_and_the_desks_visit_compiles_
         card = await services.lookup.find(meja1, nik)
     assert card.target_id is not None and len(card.visits) >= 1  # the target and its visit were read
     assert len(seen.seen) == 2 and not any(compiled for _, compiled in seen.seen)
-    for statement in (_VISIT_AS, _ACTOR_AND_TARGET, _VISIT_ROWS):
+    for statement in (_VISIT_AS, _ACTOR_AND_TARGET, _VISIT_ROWS, *_READER_AND_TARGET.values()):
         assert statement._plan_for(engine.dialect).sql is not None, statement.statement
