@@ -24,6 +24,7 @@ read what they load (their writes are conditional ``UPDATE`` statements of their
 
 from __future__ import annotations
 
+import keyword
 from collections import namedtuple
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -79,25 +80,24 @@ class DriverStatement:
     async def first(self, session: AsyncSession, **values: Any) -> Any:
         """The first row for ``values`` (one per bound parameter, by name), or None. A row reads by position and
         by column name."""
-        conn = await session.connection()
-        plan = self._plan_for(conn.dialect)
-        if plan.sql is None:
-            return (await session.execute(self.statement, values)).first()
-        result = await conn.exec_driver_sql(plan.sql, plan.parameters(values))
-        plan = self._results_known(plan, conn.dialect, result)
+        plan, result = await self._execute(session, values)
         row = result.first()
-        return None if row is None else plan.row_of(row)
+        return row if plan is None or row is None else plan.row_of(row)
 
     async def all(self, session: AsyncSession, **values: Any) -> Sequence[Any]:
         """Every row for ``values`` (one per bound parameter, by name)."""
+        plan, result = await self._execute(session, values)
+        rows = result.all()
+        return rows if plan is None or plan.row is None else [plan.row_of(row) for row in rows]
+
+    async def _execute(self, session: AsyncSession, values: dict[str, Any]) -> tuple[_Plan | None, Any]:
+        """The plan the rows need (None: SQLAlchemy's way, rows as they come) and the statement's result."""
         conn = await session.connection()
         plan = self._plan_for(conn.dialect)
         if plan.sql is None:
-            return (await session.execute(self.statement, values)).all()
+            return None, await session.execute(self.statement, values)
         result = await conn.exec_driver_sql(plan.sql, plan.parameters(values))
-        plan = self._results_known(plan, conn.dialect, result)
-        rows = result.all()
-        return rows if plan.row is None else [plan.row_of(row) for row in rows]
+        return self._results_known(plan, conn.dialect, result), result
 
     def _plan_for(self, dialect: Dialect) -> _Plan:
         key = (dialect.name, dialect.driver, dialect.paramstyle)
@@ -110,6 +110,9 @@ class DriverStatement:
         compiled = self.statement.compile(dialect=dialect)
         if not compiled.positional or compiled.positiontup is None:
             return _Plan(None)
+        keys = list(self.statement.selected_columns.keys())
+        if len(set(keys)) != len(keys) or not all(_field_name(key) for key in keys):
+            return _Plan(None)  # a processed row is a named tuple of these names: they must make one
         names: list[str | None] = []
         constants: list[Any] = []
         binds: list[_Processor] = []
@@ -145,11 +148,16 @@ class DriverStatement:
             column.type.dialect_impl(dialect).result_processor(dialect, code)
             for column, code in zip(columns, codes, strict=True)
         )
-        keys = list(self.statement.selected_columns.keys())
+        keys = list(self.statement.selected_columns.keys())  # unique names (``_plan``)
         row = namedtuple("DriverRow", keys) if any(results) else None  # its fields are known at run time only
         known = replace(plan, results=results, row=row)
         self._plans[(dialect.name, dialect.driver, dialect.paramstyle)] = known
         return known
+
+
+def _field_name(key: str) -> bool:
+    """Whether ``key`` can name a field of a named tuple."""
+    return key.isidentifier() and not keyword.iskeyword(key) and not key.startswith("_")
 
 
 class EntityColumns(Generic[_E]):

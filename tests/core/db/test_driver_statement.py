@@ -132,22 +132,26 @@ async def test_numeric_columns_go_the_driver_way_and_in_lists_keep_sqlalchemys(
     services: Services, engine: AsyncEngine
 ) -> None:
     """PostgreSQL's NUMERIC needs processing or not by the type the driver reports (read on the first execution, as
-    SQLAlchemy reads it); an IN list is expanded at execution, so such a statement runs through ``session.execute``.
-    Both read alike."""
+    SQLAlchemy reads it); an IN list is expanded at execution, and a column name no named tuple can hold, so such
+    statements run through ``session.execute``. All read alike."""
     ids = await _visits(services, engine)
     numeric = DriverStatement(select(_V.id, _V.temperature_c).where(_V.id == bindparam("visit_id")))
     expanding = select(_V.id).where(_V.id.in_(bindparam("ids", expanding=True))).order_by(_V.id)
+    # A column named so that no named tuple can hold it (a keyword): SQLAlchemy's way, its own row.
+    unnamed = select(_V.opened_at.label("from")).where(_V.id == bindparam("visit_id"))
     with Executions(engine) as seen:
         async with services.ctx.uow() as uow:
             temperature = await numeric.first(uow.session, visit_id=ids[0])
             again = await numeric.first(uow.session, visit_id=ids[0])
             listed = await DriverStatement(expanding).all(uow.session, ids=ids)
+            opened = await DriverStatement(unnamed).first(uow.session, visit_id=ids[0])
     assert (
         temperature is not None and temperature.temperature_c == Decimal("37.6") and tuple(again) == tuple(temperature)
     )
     assert isinstance(temperature.temperature_c, Decimal)
     assert [r.id for r in listed] == ids
-    assert [compiled for _, compiled in seen.seen] == [False, False, True]
+    assert opened is not None and opened[0] == services.ctx.clock.now() - timedelta(minutes=30)
+    assert [compiled for _, compiled in seen.seen] == [False, False, True, True]
 
 
 async def test_the_desk_lists_the_last_batch_and_the_audit_head_go_the_driver_way(
