@@ -74,8 +74,8 @@ class SqlUnitOfWork:
     in autocommit, without the ``BEGIN`` and ``ROLLBACK`` round trips (each statement then reads the latest
     commits: a card built from two statements may see a registration that landed in between, which its
     version check catches when a button is pressed). It never writes: a statement other than a SELECT is
-    refused before it runs (core/db/engine.py), and ``commit`` refuses pending ORM changes and audit entries
-    and otherwise ends with a rollback.
+    refused before it runs (core/db/engine.py), and ``commit`` refuses pending ORM changes and audit entries.
+    Leaving the block closes the session, which ends the transaction; what it loaded stays readable.
     """
 
     def __init__(
@@ -126,8 +126,11 @@ class SqlUnitOfWork:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         # The original error matters more than a failed rollback or close (PL may be unreachable).
+        # Closing ends the transaction too (the connection goes back to the pool rolled back); a read-only unit of
+        # work has nothing to undo, so it skips the session's own rollback, which would first expire every object
+        # it loaded: about a seventh of a look-up's CPU (docs/performance.md, round eleven).
         with contextlib.suppress(Exception):
-            if not self._committed:
+            if not self._committed and not self.read_only:
                 await self.session.rollback()
         with contextlib.suppress(Exception):
             await self.session.close()
@@ -141,8 +144,7 @@ class SqlUnitOfWork:
         if self.read_only:
             if self._drafts or self.session.new or self.session.dirty or self.session.deleted:
                 raise RuntimeError("a read-only unit of work cannot write")
-            await self.session.rollback()
-            self._committed = True
+            self._committed = True  # nothing to commit; leaving the block closes the session (see __aexit__)
             return
         try:
             await self.session.flush()

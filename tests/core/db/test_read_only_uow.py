@@ -170,6 +170,26 @@ async def test_commit_of_a_read_only_unit_of_work_that_only_read_is_fine(service
         await uow.commit()
 
 
+@pytest.mark.parametrize("commits", [False, True], ids=["left", "committed"])
+async def test_leaving_a_read_only_unit_of_work_ends_its_transaction_and_keeps_what_it_read(
+    services: Services, engine: AsyncEngine, commits: bool
+) -> None:
+    """No rollback of the session's own (it would expire every object loaded): closing the session ends the
+    transaction, gives the connection back to the pool, and leaves what was read readable."""
+    sqlite = engine.dialect.name == "sqlite"
+    async with services.ctx.uow(read_only=True) as uow:
+        account = (await uow.session.execute(select(models.Account).order_by(models.Account.id).limit(1))).scalar_one()
+        driver = (await (await uow.session.connection()).get_raw_connection()).driver_connection
+        if sqlite:  # the snapshot (a DEFERRED transaction) is open while the block runs
+            assert driver.in_transaction
+        assert engine.sync_engine.pool.checkedout() == 1
+        if commits:
+            await uow.commit()
+    assert engine.sync_engine.pool.checkedout() == 0
+    assert not (driver.in_transaction if sqlite else driver.is_in_transaction())
+    assert account.name and account.telegram_id  # loaded values, not expired by a rollback
+
+
 async def test_a_statement_executed_directly_is_refused_before_it_runs(services: Services) -> None:
     """The guard above sees ORM changes and audit entries; this one any statement but a SELECT."""
     target = await a_target(services)
