@@ -509,7 +509,9 @@ async def census(runtime: Any, team: Team, *, visits: int, redis: Any, profile: 
     servers = servers or {}
     from bench.floor import RoundTrips
 
-    sql = [0, 0]  # statements; of them, compiled by SQLAlchemy (the others are the driver's SQL: DriverStatement)
+    # statements; of them, compiled by SQLAlchemy (the others are the driver's SQL: DriverStatement); of those, run
+    # on a borrowed pooled connection without a session (core/db/pooled_reads.py)
+    sql = [0, 0, 0]
     captured: list[tuple[str, str]] | None = None
     current = [""]
 
@@ -520,7 +522,16 @@ async def census(runtime: Any, team: Team, *, visits: int, redis: Any, profile: 
         if captured is not None:
             captured.append((current[0], " ".join(statement.split())[:160]))
 
+    def count_pooled(statement: str) -> None:  # a read-only unit of work's, on a borrowed connection (PostgreSQL)
+        sql[0] += 1
+        sql[2] += 1
+        if captured is not None:
+            captured.append((current[0], " ".join(statement.split())[:160]))
+
+    pooled = runtime.services.ctx.pooled_reads
     event.listen(runtime.engine.sync_engine, "before_cursor_execute", count)
+    if pooled is not None:
+        pooled.listeners.append(count_pooled)
     txn = TransactionClock(runtime.engine.sync_engine)
     per_step: dict[str, list[tuple[Any, ...]]] = collections.defaultdict(list)
     trips = RoundTrips()
@@ -531,11 +542,12 @@ async def census(runtime: Any, team: Team, *, visits: int, redis: Any, profile: 
     def snapshot() -> tuple[Any, ...]:
         # The servers are read first and last, so that reading /proc is in neither clock of the step.
         ns = servers_cpu_ns(servers) if servers else {}
-        return sql[0], trips.count, time.process_time(), time.perf_counter(), hops.count, ns, sql[1]
+        return sql[0], trips.count, time.process_time(), time.perf_counter(), hops.count, ns, sql[1], sql[2]
 
     def record(name: str, before: tuple[Any, ...]) -> None:
         per_step[name].append((sql[0] - before[0], trips.count - before[1], time.process_time() - before[2],
-                               time.perf_counter() - before[3], hops.count - before[4], sql[1] - before[6]))
+                               time.perf_counter() - before[3], hops.count - before[4], sql[1] - before[6],
+                               sql[2] - before[7]))
         if servers:
             after = servers_cpu_ns(servers)
             server_ns[name].append({k: after[k] - before[5][k] for k in after})
@@ -585,6 +597,8 @@ async def census(runtime: Any, team: Team, *, visits: int, redis: Any, profile: 
             profiler.disable()
             profile_text, profile_by_package = _profile_report(profiler)
     event.remove(runtime.engine.sync_engine, "before_cursor_execute", count)
+    if pooled is not None:
+        pooled.listeners.remove(count_pooled)
 
     rows = [r for v in per_step.values() for r in v]
     out: dict[str, Any] = {
@@ -617,6 +631,7 @@ async def census(runtime: Any, team: Team, *, visits: int, redis: Any, profile: 
     if stats.visits:
         out["sql_per_visit"] = sum(r[0] for r in rows) / stats.visits
         out["sql_compiled_per_visit"] = sum(r[5] for r in rows) / stats.visits
+        out["sql_pooled_per_visit"] = sum(r[6] for r in rows) / stats.visits
         out["updates_per_visit"] = len(rows) / stats.visits
     if profile_text:
         out["profile"] = profile_text

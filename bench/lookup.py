@@ -3,9 +3,10 @@
 * ``raw``: one indexed ``SELECT`` of the target row through the driver alone (``sqlite3``; an
   asyncpg prepared statement): the floor;
 * ``repo``: the app's own read for a lookup, as ``LookupService.find`` makes it: a read-only unit
-  of work (``ctx.uow(actor, read_only=True)``: plain BEGIN on SQLite) and the one statement that
+  of work (``ctx.uow(actor, read_only=True)``: plain BEGIN on SQLite; on PostgreSQL the statement
+  borrows a pooled connection and runs on asyncpg, core/db/pooled_reads.py) and the one statement that
   reads the account (re-checked: ``fresh_from_row``, ``require_active``) and the target (by NIK or
-  ticket, an ORM entity) through the SQLAlchemy async ORM session; without the rate limiter and the
+  ticket, read into a model instance: ``core.services.lookup.reader_and_target``); without the rate limiter and the
   card (visits, faskes, dose plan), which ``service`` adds. What "find the target" costs in our
   code, and the figure the ≤ 1 ms p99 goal is read against. Before measuring, the statement is
   checked against the one ``LookupService.find`` issues (same SQL), so the two cannot drift apart;

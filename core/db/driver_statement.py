@@ -30,9 +30,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, CursorResult, Dialect, Select
+from sqlalchemy import ColumnElement, Dialect, Select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import class_mapper
+
+from core.db.pooled_reads import POOLED_READS, PooledReads
 
 __all__ = ["DriverStatement", "EntityColumns"]
 
@@ -49,7 +51,8 @@ class _Plan:
     constants: tuple[Any, ...] = ()  # already processed
     binds: tuple[_Processor, ...] = ()
     results: tuple[_Processor, ...] | None = None  # None: not known before the first execution
-    row: Any = None  # the named tuple of a processed row; None: no column needs processing
+    row: Any = None  # the named tuple of a row, known with ``results``
+    processed: bool = False  # whether any column needs processing
 
     def parameters(self, values: dict[str, Any]) -> tuple[Any, ...]:
         out = []
@@ -62,9 +65,14 @@ class _Plan:
         return tuple(out)
 
     def row_of(self, raw: Sequence[Any]) -> Any:
-        if self.row is None:
-            return raw
+        """A row of SQLAlchemy's cursor: itself when no column needs processing (it reads by name already)."""
+        return self.named(raw) if self.processed else raw
+
+    def named(self, raw: Sequence[Any]) -> Any:
+        """The named tuple of ``raw``'s values, processed."""
         assert self.results is not None
+        if not self.processed:
+            return self.row._make(raw)
         return self.row._make(
             value if process is None else process(value) for process, value in zip(self.results, raw, strict=True)
         )
@@ -80,24 +88,37 @@ class DriverStatement:
     async def first(self, session: AsyncSession, **values: Any) -> Any:
         """The first row for ``values`` (one per bound parameter, by name), or None. A row reads by position and
         by column name."""
-        plan, result = await self._execute(session, values)
-        row = result.first()
-        return row if plan is None or row is None else plan.row_of(row)
+        rows = await self._rows(session, values, first=True)
+        return rows[0] if rows else None
 
     async def all(self, session: AsyncSession, **values: Any) -> Sequence[Any]:
         """Every row for ``values`` (one per bound parameter, by name)."""
-        plan, result = await self._execute(session, values)
-        rows = result.all()
-        return rows if plan is None or plan.row is None else [plan.row_of(row) for row in rows]
+        return await self._rows(session, values, first=False)
 
-    async def _execute(self, session: AsyncSession, values: dict[str, Any]) -> tuple[_Plan | None, Any]:
-        """The plan the rows need (None: SQLAlchemy's way, rows as they come) and the statement's result."""
+    async def _rows(self, session: AsyncSession, values: dict[str, Any], *, first: bool) -> Sequence[Any]:
+        pooled: PooledReads | None = session.info.get(POOLED_READS)
+        if pooled is not None and not session.in_transaction():  # a read-only unit of work's (core/db/pooled_reads.py)
+            plan = self._plan_for(pooled.dialect)
+            if plan.sql is not None:
+                records, codes = await pooled.fetch(
+                    plan.sql, plan.parameters(values), first=first, describe=plan.results is None
+                )
+                if codes is not None:
+                    plan = self._results_known(plan, pooled.dialect, codes)
+                return [plan.named(record) for record in records]
         conn = await session.connection()
         plan = self._plan_for(conn.dialect)
         if plan.sql is None:
-            return None, await session.execute(self.statement, values)
-        result = await conn.exec_driver_sql(plan.sql, plan.parameters(values))
-        return self._results_known(plan, conn.dialect, result), result
+            result = await session.execute(self.statement, values)
+        else:
+            result = await conn.exec_driver_sql(plan.sql, plan.parameters(values))
+            if plan.results is None:
+                description = result.cursor.description if result.cursor is not None else None
+                width = len(self.statement.selected_columns)
+                types: list[Any] = [entry[1] for entry in description] if description else [None] * width
+                plan = self._results_known(plan, conn.dialect, types)
+        rows = [row for row in (result.first(),) if row is not None] if first else result.all()
+        return rows if plan.sql is None else [plan.row_of(row) for row in rows]
 
     def _plan_for(self, dialect: Dialect) -> _Plan:
         key = (dialect.name, dialect.driver, dialect.paramstyle)
@@ -134,14 +155,12 @@ class DriverStatement:
                 binds.append(None)
         return _Plan(compiled.string, tuple(names), tuple(constants), tuple(binds))
 
-    def _results_known(self, plan: _Plan, dialect: Dialect, result: CursorResult[Any]) -> _Plan:
+    def _results_known(self, plan: _Plan, dialect: Dialect, codes: Sequence[Any]) -> _Plan:
         """The plan with its columns' processing, chosen on the first execution from the types the driver reports
-        (PostgreSQL's NUMERIC needs processing or not by the type of its column), as SQLAlchemy chooses it."""
+        (``codes``: PostgreSQL's NUMERIC needs processing or not by the type of its column), as SQLAlchemy does."""
         if plan.results is not None:
             return plan
         columns = list(self.statement.selected_columns)
-        description = result.cursor.description if result.cursor is not None else None
-        codes = [entry[1] for entry in description] if description else [None] * len(columns)
         if len(codes) != len(columns):
             raise RuntimeError("the driver returned other columns than the statement selects")
         results = tuple(
@@ -149,8 +168,8 @@ class DriverStatement:
             for column, code in zip(columns, codes, strict=True)
         )
         keys = list(self.statement.selected_columns.keys())  # unique names (``_plan``)
-        row = namedtuple("DriverRow", keys) if any(results) else None  # its fields are known at run time only
-        known = replace(plan, results=results, row=row)
+        row = namedtuple("DriverRow", keys)  # type: ignore[misc]  # its fields are known at run time only
+        known = replace(plan, results=results, row=row, processed=any(results))
         self._plans[(dialect.name, dialect.driver, dialect.paramstyle)] = known
         return known
 

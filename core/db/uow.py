@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.db import models
 from core.db.driver_statement import DriverStatement
 from core.db.engine import READ_ONLY_OPTION
+from core.db.pooled_reads import POOLED_READS, PooledReads
 from core.db.repositories import (
     AccessRequestRepository,
     AccountRepository,
@@ -73,7 +74,9 @@ class SqlUnitOfWork:
     takes no write lock, so readers never queue behind writers) instead of IMMEDIATE; on PostgreSQL it runs
     in autocommit, without the ``BEGIN`` and ``ROLLBACK`` round trips (each statement then reads the latest
     commits: a card built from two statements may see a registration that landed in between, which its
-    version check catches when a button is pressed). It never writes: a statement other than a SELECT is
+    version check catches when a button is pressed); there its driver statements borrow a pooled connection each
+    and run on the driver alone, and the session connects only if a statement needs it (core/db/pooled_reads.py).
+    It never writes: a statement other than a SELECT is
     refused before it runs (core/db/engine.py), and ``commit`` refuses pending ORM changes and audit entries.
     Leaving the block closes the session, which ends the transaction; what it loaded stays readable.
     """
@@ -86,8 +89,10 @@ class SqlUnitOfWork:
         *,
         references: ReferenceCache | None = None,
         read_only: bool = False,
+        pooled_reads: PooledReads | None = None,
     ) -> None:
         self._sessions = sessions
+        self._pooled = pooled_reads if read_only else None
         self.clock = clock
         self.actor = actor
         self._cache = references if references is not None else ReferenceCache(ttl=0.0)
@@ -96,12 +101,18 @@ class SqlUnitOfWork:
         self._committed = False
 
     async def __aenter__(self) -> Self:
-        self.session = self._sessions()
         self._drafts = []
         self._committed = False
-        s = self.session
-        if self.read_only:
+        if self._pooled is not None:
+            # PostgreSQL: the driver's statements borrow a pooled connection each (core/db/pooled_reads.py); the
+            # session connects only if a statement needs it, in autocommit.
+            self.session = s = self._sessions(bind=self._pooled.autocommit)
             s.info[READ_ONLY_OPTION] = True  # core/db/engine.py refuses anything but a SELECT in this session
+            s.info[POOLED_READS] = self._pooled
+        else:
+            self.session = s = self._sessions()
+        if self.read_only and self._pooled is None:
+            s.info[READ_ONLY_OPTION] = True
             options = {READ_ONLY_OPTION: True} if _is_sqlite(s) else {"isolation_level": "AUTOCOMMIT"}
             try:  # connects now: an unreachable PL must read as such here too, as it does in the body
                 await s.connection(execution_options=options)
@@ -133,7 +144,8 @@ class SqlUnitOfWork:
             if not self._committed and not self.read_only:
                 await self.session.rollback()
         with contextlib.suppress(Exception):
-            await self.session.close()
+            if not (self._pooled is not None and not self.session.in_transaction()):  # else it never connected
+                await self.session.close()
         if exc is not None and is_unreachable(exc):
             raise Unavailable("database") from exc
 

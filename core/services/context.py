@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from core.db.pooled_reads import PooledReads
 from core.db.repositories import ReferenceCache
 from core.db.uow import SqlUnitOfWork
 from core.domain.accounts import Actor
@@ -35,10 +36,25 @@ class CoreContext:
     lookups_per_minute: int = 60
     # Faskes, districts, vaccine products and intervals (core/db/repositories.py): one copy per context.
     reference_cache: ReferenceCache = field(default_factory=ReferenceCache)
+    # Read-only units of work on PostgreSQL run the driver's statements on borrowed pooled connections
+    # (core/db/pooled_reads.py); None on SQLite, or for sessions bound to no single engine.
+    pooled_reads: PooledReads | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        bind = self.sessions.kw.get("bind")
+        if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql" and bind.dialect.driver == "asyncpg":
+            self.pooled_reads = PooledReads(bind)
 
     def uow(self, actor: Actor | None = None, *, read_only: bool = False) -> SqlUnitOfWork:
         """A unit of work; ``read_only`` for use cases that only read (see SqlUnitOfWork)."""
-        return SqlUnitOfWork(self.sessions, self.clock, actor, references=self.reference_cache, read_only=read_only)
+        return SqlUnitOfWork(
+            self.sessions,
+            self.clock,
+            actor,
+            references=self.reference_cache,
+            read_only=read_only,
+            pooled_reads=self.pooled_reads,
+        )
 
     def forget_references(self) -> None:
         """After reference rows (faskes, districts, vaccine products or intervals) were changed."""

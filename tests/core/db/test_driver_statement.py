@@ -11,27 +11,39 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import models
 from core.db.driver_statement import DriverStatement
+from core.db.pooled_reads import PooledReads
 from core.db.repositories import ACTOR_COLUMNS
 from core.services.registry import Services
 
 
 class Executions:
-    """Each statement the engine sends, and whether SQLAlchemy compiled it for this execution."""
+    """Each statement the engine sends, and whether SQLAlchemy compiled it for this execution; with ``pooled``, also
+    those a read-only unit of work runs on borrowed connections (core/db/pooled_reads.py), listed in ``pooled`` too."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, pooled: PooledReads | None = None) -> None:
         self.engine = engine.sync_engine
+        self.pooled_reads = pooled
         self.seen: list[tuple[str, bool]] = []
+        self.pooled: list[str] = []
 
     def _on(self, conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
         if not statement.upper().startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")):
             self.seen.append((statement, context.compiled is not None))
 
+    def _on_pooled(self, statement: str) -> None:
+        self.seen.append((statement, False))
+        self.pooled.append(statement)
+
     def __enter__(self) -> Executions:
         event.listen(self.engine, "before_cursor_execute", self._on)
+        if self.pooled_reads is not None:
+            self.pooled_reads.listeners.append(self._on_pooled)
         return self
 
     def __exit__(self, *exc: object) -> None:
         event.remove(self.engine, "before_cursor_execute", self._on)
+        if self.pooled_reads is not None:
+            self.pooled_reads.listeners.remove(self._on_pooled)
 
 
 async def _some_account(services: Services) -> Any:
@@ -230,9 +242,11 @@ async def test_meja_1s_lookup_reads_the_driver_way_and_the_desks_visit_compiles_
         ).scalar_one()
     meja1 = await services.accounts.resolve_actor(910001)
     await services.lookup.find(meja1, nik)  # PL's reference tables (faskes, intervals) are cached from here on
-    with Executions(engine) as seen:
+    with Executions(engine, services.ctx.pooled_reads) as seen:
         card = await services.lookup.find(meja1, nik)
     assert card.target_id is not None and len(card.visits) >= 1  # the target and its visit were read
     assert len(seen.seen) == 2 and not any(compiled for _, compiled in seen.seen)
+    # On PostgreSQL each on a connection borrowed from the pool, without a session (core/db/pooled_reads.py).
+    assert len(seen.pooled) == (2 if engine.dialect.name == "postgresql" else 0)
     for statement in (_VISIT_AS, _ACTOR_AND_TARGET, _VISIT_ROWS, *_READER_AND_TARGET.values()):
         assert statement._plan_for(engine.dialect).sql is not None, statement.statement
