@@ -12,7 +12,7 @@ from fastapi import FastAPI
 # First, before anything imports aiogram: its ~400 Telegram types are built on first use (-110 MB RSS).
 import api.lazy_aiogram  # noqa: F401
 from api.eventloop import running_loop_name
-from api.metrics import METRICS, install_metrics, instrument_engine
+from api.metrics import METRICS, install_metrics, instrument_core
 from api.routes import health, metrics, sandbox, support, webhook
 from api.routes.webhook import configure_webhook, drain_webhook_tasks
 from api.runtime import Runtime, build_runtime, settle_heap
@@ -44,7 +44,7 @@ def create_app(
         app.state.runtime = runtime
         sandbox.attach(app, runtime)  # the sandbox's chat store on the bot's session (api/sandbox.py); no-op when off
         install_metrics(runtime.dispatcher)
-        instrument_engine(runtime.engine)
+        instrument_core(runtime.services.ctx)
         METRICS.event_loop.info({"loop": running_loop_name()})
         if settle_gc:
             settle_heap()

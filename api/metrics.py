@@ -6,8 +6,8 @@ functions once, after building the runtime):
 * Telegram updates per type, handler latency, refusals and errors: :func:`install_metrics` adds an outer
   middleware to ``dispatcher.update`` (right inside aiogram's error middleware, so it times the actor
   middleware and the handler, and sees every exception before the error handler answers it).
-* Audited writes per action (the desk actions ``visit.*`` among them): :func:`instrument_engine` counts
-  ``audit_events`` rows at commit, so a rolled-back transaction counts nothing.
+* Audited writes per action (the desk actions ``visit.*`` among them): :func:`instrument_core` counts
+  a unit of work's audit entries once it has committed, so a rolled-back transaction counts nothing.
 * Reference-source (JKN, Dukcapil) latency and failures: :func:`instrument_references` wraps the sources.
 * Rows of imported target lists per outcome: :func:`record_import`.
 """
@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter as Tally
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
-from weakref import WeakSet
 
 from aiogram import BaseMiddleware, Dispatcher
 from aiogram.dispatcher.middlewares.error import ErrorsMiddleware
@@ -33,13 +32,12 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.dedup import DuplicateUpdate
 from core.domain.errors import FrontdeskError, Unavailable
 from core.domain.reference import ReferenceRecord
 from core.ports import ReferenceSource
+from core.services.context import CoreContext
 from core.services.imports import ImportReport
 
 __all__ = [
@@ -48,7 +46,7 @@ __all__ = [
     "Metrics",
     "UpdateMetricsMiddleware",
     "install_metrics",
-    "instrument_engine",
+    "instrument_core",
     "instrument_references",
     "record_import",
 ]
@@ -190,39 +188,20 @@ def install_metrics(dispatcher: Dispatcher, metrics: Metrics = METRICS) -> Updat
 # Audited writes
 # --------------------------------------------------------------------------------------------
 
-_PENDING = "frontdesk_metrics_actions"
-_INSTRUMENTED: WeakSet[Any] = WeakSet()
+
+class _ActionCounter:
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def __call__(self, actions: Sequence[str]) -> None:
+        for action, count in Tally(actions).items():
+            self.metrics.actions.labels(action).inc(count)
 
 
-def instrument_engine(engine: AsyncEngine, metrics: Metrics = METRICS) -> None:
-    """Count audit events by action when their transaction commits (idempotent per engine)."""
-    sync = engine.sync_engine
-    if sync in _INSTRUMENTED:
-        return
-    _INSTRUMENTED.add(sync)
-
-    @event.listens_for(sync, "after_cursor_execute")
-    def _after_execute(conn: Any, cursor: Any, statement: Any, parameters: Any, context: Any, many: Any) -> None:
-        if not (context is not None and context.isinsert and context.compiled is not None):
-            return
-        table = getattr(context.compiled.statement, "table", None)
-        if getattr(table, "name", None) != "audit_events":
-            return
-        tally: Tally[str] = conn.info.setdefault(_PENDING, Tally())
-        for params in context.compiled_parameters:
-            action = params.get("action")
-            if isinstance(action, str):
-                tally[action] += 1
-
-    @event.listens_for(sync, "commit")
-    def _commit(conn: Any) -> None:
-        tally: Tally[str] | None = conn.info.pop(_PENDING, None)
-        for action, count in (tally or {}).items():
-            metrics.actions.labels(action).inc(count)
-
-    @event.listens_for(sync, "rollback")
-    def _rollback(conn: Any) -> None:
-        conn.info.pop(_PENDING, None)
+def instrument_core(ctx: CoreContext, metrics: Metrics = METRICS) -> None:
+    """Count audit events by action when their unit of work commits (idempotent per context)."""
+    if not any(isinstance(listener, _ActionCounter) and listener.metrics is metrics for listener in ctx.committed):
+        ctx.committed.append(_ActionCounter(metrics))
 
 
 # --------------------------------------------------------------------------------------------

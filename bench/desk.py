@@ -510,7 +510,7 @@ async def census(runtime: Any, team: Team, *, visits: int, redis: Any, profile: 
     from bench.floor import RoundTrips
 
     # statements; of them, compiled by SQLAlchemy (the others are the driver's SQL: DriverStatement); of those, run
-    # on a borrowed pooled connection without a session (core/db/pooled_reads.py)
+    # on asyncpg itself, without SQLAlchemy's execution path (core/db/driver_pool.py)
     sql = [0, 0, 0]
     captured: list[tuple[str, str]] | None = None
     current = [""]
@@ -522,17 +522,19 @@ async def census(runtime: Any, team: Team, *, visits: int, redis: Any, profile: 
         if captured is not None:
             captured.append((current[0], " ".join(statement.split())[:160]))
 
-    def count_pooled(statement: str) -> None:  # a read-only unit of work's, on a borrowed connection (PostgreSQL)
+    def count_driver(kind: str, _key: int, statement: str, _parameters: Any) -> None:  # on asyncpg itself (PostgreSQL)
+        if kind != "statement":
+            return
         sql[0] += 1
         sql[2] += 1
         if captured is not None:
             captured.append((current[0], " ".join(statement.split())[:160]))
 
-    pooled = runtime.services.ctx.pooled_reads
+    driver = runtime.services.ctx.driver
     event.listen(runtime.engine.sync_engine, "before_cursor_execute", count)
-    if pooled is not None:
-        pooled.listeners.append(count_pooled)
-    txn = TransactionClock(runtime.engine.sync_engine)
+    if driver is not None:
+        driver.listeners.append(count_driver)
+    txn = TransactionClock(runtime.engine.sync_engine, driver)
     per_step: dict[str, list[tuple[Any, ...]]] = collections.defaultdict(list)
     trips = RoundTrips()
     hops = ThreadHops()
@@ -597,8 +599,8 @@ async def census(runtime: Any, team: Team, *, visits: int, redis: Any, profile: 
             profiler.disable()
             profile_text, profile_by_package = _profile_report(profiler)
     event.remove(runtime.engine.sync_engine, "before_cursor_execute", count)
-    if pooled is not None:
-        pooled.listeners.remove(count_pooled)
+    if driver is not None:
+        driver.listeners.remove(count_driver)
 
     rows = [r for v in per_step.values() for r in v]
     out: dict[str, Any] = {
@@ -631,7 +633,7 @@ async def census(runtime: Any, team: Team, *, visits: int, redis: Any, profile: 
     if stats.visits:
         out["sql_per_visit"] = sum(r[0] for r in rows) / stats.visits
         out["sql_compiled_per_visit"] = sum(r[5] for r in rows) / stats.visits
-        out["sql_pooled_per_visit"] = sum(r[6] for r in rows) / stats.visits
+        out["sql_driver_per_visit"] = sum(r[6] for r in rows) / stats.visits
         out["updates_per_visit"] = len(rows) / stats.visits
     if profile_text:
         out["profile"] = profile_text
@@ -645,8 +647,9 @@ class TransactionClock:
     every write in the country queues for that row, so ``1000 / hold_ms`` writes per second is the
     ceiling; on SQLite every transaction (BEGIN IMMEDIATE) holds the database's only write lock."""
 
-    def __init__(self, sync_engine: Any) -> None:
+    def __init__(self, sync_engine: Any, driver: Any = None) -> None:
         self.engine = sync_engine
+        self.driver = driver  # core.db.driver_pool.DriverPool: transactions begun and ended on asyncpg
         self.dialect = sync_engine.dialect
         self.began: dict[int, float] = {}
         self.locked: dict[int, float] = {}
@@ -655,11 +658,20 @@ class TransactionClock:
         self.active = False
 
     def _begin(self, conn: Any) -> None:
-        self.began[id(conn.connection)] = time.perf_counter()
+        # setdefault: a session bound to a driver transaction begins its own bookkeeping later, on the same connection
+        self.began.setdefault(id(conn.connection), time.perf_counter())
 
     def _statement(self, conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         if "audit_head" in statement and "FOR UPDATE" in statement:
             self.locked[id(conn.connection)] = time.perf_counter()
+
+    def _driver_event(self, kind: str, key: int, statement: str, _parameters: Any) -> None:
+        if kind == "begin":
+            self.began.setdefault(key, time.perf_counter())
+        elif kind == "statement" and "audit_head" in statement and "FOR UPDATE" in statement:
+            self.locked[key] = time.perf_counter()
+        elif kind in ("commit", "rollback"):
+            self._ended(key)
 
     def _ended(self, key: int) -> None:
         now = time.perf_counter()
@@ -674,6 +686,8 @@ class TransactionClock:
         self.active = True
         event.listen(self.engine, "begin", self._begin)
         event.listen(self.engine, "before_cursor_execute", self._statement)
+        if self.driver is not None:
+            self.driver.listeners.append(self._driver_event)
         commit, rollback = self.dialect.do_commit, self.dialect.do_rollback
 
         def do_commit(dbapi_connection: Any) -> None:
@@ -698,6 +712,8 @@ class TransactionClock:
         self.active = False
         event.remove(self.engine, "begin", self._begin)
         event.remove(self.engine, "before_cursor_execute", self._statement)
+        if self.driver is not None:
+            self.driver.listeners.remove(self._driver_event)
         for name in ("do_commit", "do_rollback"):
             self.dialect.__dict__.pop(name, None)
 

@@ -4,7 +4,7 @@
   asyncpg prepared statement): the floor;
 * ``repo``: the app's own read for a lookup, as ``LookupService.find`` makes it: a read-only unit
   of work (``ctx.uow(actor, read_only=True)``: plain BEGIN on SQLite; on PostgreSQL the statement
-  borrows a pooled connection and runs on asyncpg, core/db/pooled_reads.py) and the one statement that
+  borrows a pooled connection and runs on asyncpg, core/db/driver_pool.py) and the one statement that
   reads the account (re-checked: ``fresh_from_row``, ``require_active``) and the target (by NIK or
   ticket, read into a model instance: ``core.services.lookup.reader_and_target``); without the rate limiter and the
   card (visits, faskes, dose plan), which ``service`` adds. What "find the target" costs in our

@@ -166,7 +166,7 @@ def figures(raw: dict[str, Any]) -> dict[str, Any]:
             if s:
                 for p in ("p50", "p95", "p99"):
                     f[f"desk_step_{step}_{p}_ms_{config}"] = s[f"{p}_ms"]
-        for key in ("sql_per_update", "sql_per_visit", "sql_compiled_per_visit", "sql_pooled_per_visit",
+        for key in ("sql_per_update", "sql_per_visit", "sql_compiled_per_visit", "sql_driver_per_visit",
                     "updates_per_visit",
                     "redis_trips_per_update",
                     "sequential_ms_per_update", "sequential_cpu_ms_per_update", "transactions_per_update",
@@ -370,7 +370,7 @@ def table(f: dict[str, Any], raw: dict[str, Any]) -> str:
             ("SQL statements per update", lambda c: f.get(f"desk_sql_per_update_{c}")),
             ("SQL statements per visit", lambda c: f.get(f"desk_sql_per_visit_{c}")),
             ("  of them compiled by SQLAlchemy", lambda c: f.get(f"desk_sql_compiled_per_visit_{c}")),
-            ("  of them on a borrowed connection", lambda c: f.get(f"desk_sql_pooled_per_visit_{c}")),
+            ("  of them on asyncpg itself", lambda c: f.get(f"desk_sql_driver_per_visit_{c}")),
             ("updates per visit", lambda c: f.get(f"desk_updates_per_visit_{c}")),
             ("Redis round trips per update", lambda c: f.get(f"desk_redis_trips_per_update_{c}")),
             ("aiogram thread hops per update", lambda c: f.get(f"desk_thread_hops_per_update_{c}")),

@@ -1,4 +1,4 @@
-"""The hottest reads, compiled once per dialect and run as the driver's SQL on the session's connection.
+"""The hottest reads and writes, compiled once per dialect and run as the driver's SQL.
 
 Through ``session.execute`` every statement pays for SQLAlchemy's statement cache key, parameter and
 result processing and the ORM's execution path, about 0.19 ms of CPU for the account's re-check on
@@ -12,10 +12,15 @@ execution needs: the SQL text, where each positional parameter comes from (a val
 a constant the statement holds, such as a status or a ``LIMIT``), and the dialect's own processing of each
 parameter and each column (a date as text on SQLite, the UTC stamp of ``UtcDateTime``, JSON), chosen as
 SQLAlchemy chooses it: a column's from the type the driver reports for it on the first execution. It applies that
-processing itself, the same functions SQLAlchemy would call, so a row reads alike either way: a row that needed
-none is the driver's result row; one that did is a named tuple of the processed values. A statement whose
-dialect takes named parameters, or with a parameter expanded or rendered at execution (``IN`` lists), runs
-through ``session.execute`` as before: one statement and one meaning either way.
+processing itself, the same functions SQLAlchemy would call, so a row reads alike either way: a named tuple of the
+processed values (through SQLAlchemy's cursor, a row that needed no processing is the cursor's own row). A
+statement whose dialect takes named parameters, or with a parameter expanded or rendered at execution (``IN``
+lists), runs through ``session.execute`` as before: one statement and one meaning either way.
+
+A :class:`DriverWrite` is the same for a conditional ``UPDATE`` (its row count decides) or an ``INSERT`` (run
+once per row in one round trip): on PostgreSQL it runs in the writing unit of work's transaction on the driver
+(core/db/driver_pool.py), where a read does too; on SQLite through ``session.execute``. On PostgreSQL a read-only
+unit of work's driver statements each borrow a pooled connection (same module).
 
 An :class:`EntityColumns` selects every mapped column of an ORM class beside other columns and reads them back
 into an instance of the class, as the ORM's loading fills one, but held by no session: for use cases that only
@@ -34,9 +39,10 @@ from sqlalchemy import ColumnElement, Dialect, Select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import class_mapper
 
-from core.db.pooled_reads import POOLED_READS, PooledReads
+from core.db.driver_pool import DRIVER, DriverPool, DriverTransaction
+from core.db.engine import READ_ONLY_OPTION
 
-__all__ = ["DriverStatement", "EntityColumns"]
+__all__ = ["DriverStatement", "DriverWrite", "EntityColumns"]
 
 _Processor = Callable[[Any], Any] | None
 _E = TypeVar("_E")
@@ -96,15 +102,15 @@ class DriverStatement:
         return await self._rows(session, values, first=False)
 
     async def _rows(self, session: AsyncSession, values: dict[str, Any], *, first: bool) -> Sequence[Any]:
-        pooled: PooledReads | None = session.info.get(POOLED_READS)
-        if pooled is not None and not session.in_transaction():  # a read-only unit of work's (core/db/pooled_reads.py)
-            plan = self._plan_for(pooled.dialect)
+        driver = _driver_of(session)
+        if driver is not None:
+            plan = self._plan_for(driver.dialect)
             if plan.sql is not None:
-                records, codes = await pooled.fetch(
+                records, codes = await driver.fetch(
                     plan.sql, plan.parameters(values), first=first, describe=plan.results is None
                 )
                 if codes is not None:
-                    plan = self._results_known(plan, pooled.dialect, codes)
+                    plan = self._results_known(plan, driver.dialect, codes)
                 return [plan.named(record) for record in records]
         conn = await session.connection()
         plan = self._plan_for(conn.dialect)
@@ -128,32 +134,10 @@ class DriverStatement:
         return plan
 
     def _plan(self, dialect: Dialect) -> _Plan:
-        compiled = self.statement.compile(dialect=dialect)
-        if not compiled.positional or compiled.positiontup is None:
-            return _Plan(None)
         keys = list(self.statement.selected_columns.keys())
         if len(set(keys)) != len(keys) or not all(_field_name(key) for key in keys):
             return _Plan(None)  # a processed row is a named tuple of these names: they must make one
-        names: list[str | None] = []
-        constants: list[Any] = []
-        binds: list[_Processor] = []
-        for position in compiled.positiontup:
-            bind = compiled.binds.get(position)
-            if bind is None or bind.expanding or bind.literal_execute or bind.callable is not None:
-                return _Plan(None)
-            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            if bind.required:  # the caller's value by its name, processed at execution
-                if bind.key != position:
-                    return _Plan(None)
-                names.append(bind.key)
-                constants.append(None)
-                binds.append(process)
-            else:  # a constant of the statement: processed once, here
-                value = bind.effective_value
-                names.append(None)
-                constants.append(value if process is None else process(value))
-                binds.append(None)
-        return _Plan(compiled.string, tuple(names), tuple(constants), tuple(binds))
+        return _plan_of(self.statement.compile(dialect=dialect), dialect)
 
     def _results_known(self, plan: _Plan, dialect: Dialect, codes: Sequence[Any]) -> _Plan:
         """The plan with its columns' processing, chosen on the first execution from the types the driver reports
@@ -177,6 +161,88 @@ class DriverStatement:
 def _field_name(key: str) -> bool:
     """Whether ``key`` can name a field of a named tuple."""
     return key.isidentifier() and not keyword.iskeyword(key) and not key.startswith("_")
+
+
+def _plan_of(compiled: Any, dialect: Dialect) -> _Plan:
+    """Where each positional parameter of ``compiled`` comes from, and its processing; no SQL (SQLAlchemy's way)
+    for a dialect with named parameters or a parameter expanded or rendered at execution."""
+    if not compiled.positional or compiled.positiontup is None:
+        return _Plan(None)
+    names: list[str | None] = []
+    constants: list[Any] = []
+    binds: list[_Processor] = []
+    for position in compiled.positiontup:
+        bind = compiled.binds.get(position)
+        if bind is None or bind.expanding or bind.literal_execute or bind.callable is not None:
+            return _Plan(None)
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if bind.required:  # the caller's value by its name, processed at execution
+            if bind.key != position:
+                return _Plan(None)
+            names.append(bind.key)
+            constants.append(None)
+            binds.append(process)
+        else:  # a constant of the statement: processed once, here
+            value = bind.effective_value
+            names.append(None)
+            constants.append(value if process is None else process(value))
+            binds.append(None)
+    return _Plan(compiled.string, tuple(names), tuple(constants), tuple(binds))
+
+
+def _driver_of(session: AsyncSession) -> DriverPool | DriverTransaction | None:
+    """Where a driver statement runs on PostgreSQL (core/db/driver_pool.py): a writing unit of work's transaction
+    (the session's own connection); a read-only one's pool, until its session has connected."""
+    driver = session.info.get(DRIVER)
+    if isinstance(driver, DriverPool) and session.in_transaction():
+        return None
+    return driver
+
+
+class DriverWrite:
+    """A Core ``UPDATE`` or ``INSERT`` with bound parameters, run by the driver in a writing unit of work's
+    transaction on PostgreSQL (core/db/driver_pool.py); elsewhere (SQLite) through ``session.execute``, as before.
+    ``columns``: an ``INSERT``'s columns, those the callers' rows carry."""
+
+    def __init__(self, statement: Any, *, columns: Sequence[str] | None = None) -> None:
+        self.statement = statement
+        self._columns = list(columns) if columns is not None else None
+        self._plans: dict[tuple[str, str, str], _Plan] = {}
+
+    async def execute(self, session: AsyncSession, **values: Any) -> int:
+        """Run the statement with ``values`` (one per bound parameter, by name): the number of rows it changed."""
+        route = self._route(session)
+        if route is None:
+            result = await session.execute(self.statement, values)
+            return int(getattr(result, "rowcount", 0) or 0)
+        plan, transaction = route
+        assert plan.sql is not None
+        return await transaction.execute(plan.sql, plan.parameters(values))
+
+    async def execute_many(self, session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+        """Run the statement once per row of ``rows`` (each: one value per bound parameter, by name)."""
+        route = self._route(session)
+        if route is None:
+            await session.execute(self.statement, list(rows))
+            return
+        plan, transaction = route
+        assert plan.sql is not None
+        await transaction.execute_many(plan.sql, [plan.parameters(row) for row in rows])
+
+    def _route(self, session: AsyncSession) -> tuple[_Plan, DriverTransaction] | None:
+        """The plan and the transaction to run it in; None: through ``session.execute``."""
+        if session.info.get(READ_ONLY_OPTION):
+            raise RuntimeError("a read-only unit of work cannot write")
+        transaction = session.info.get(DRIVER)
+        if not isinstance(transaction, DriverTransaction):
+            return None
+        dialect = transaction.dialect
+        key = (dialect.name, dialect.driver, dialect.paramstyle)
+        plan = self._plans.get(key)
+        if plan is None:
+            compiled = self.statement.compile(dialect=dialect, column_keys=self._columns)
+            plan = self._plans[key] = _plan_of(compiled, dialect)
+        return None if plan.sql is None else (plan, transaction)
 
 
 class EntityColumns(Generic[_E]):

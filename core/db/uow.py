@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Final, Self
 
@@ -17,9 +18,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import models
-from core.db.driver_statement import DriverStatement
+from core.db.driver_pool import DRIVER, DriverPool, DriverTransaction
+from core.db.driver_statement import DriverStatement, DriverWrite
 from core.db.engine import READ_ONLY_OPTION
-from core.db.pooled_reads import POOLED_READS, PooledReads
 from core.db.repositories import (
     AccessRequestRepository,
     AccountRepository,
@@ -63,10 +64,12 @@ _MOVE_HEAD: Final = (
     .where(models.audit_head_table.c.id == 1)
     .values(seq=bindparam("head_seq"), hash=bindparam("head_hash"))
 )
-# PostgreSQL: one round trip for the events and the head (locked by ``_LOCK_HEAD``): the INSERT stays the statement
-# itself (api/metrics.py counts actions from it), the head moves in a WITH clause, set to the same final values with
-# every row of the batch.
-_APPEND_AND_MOVE_HEAD: Final = insert(models.audit_events_table).add_cte(_MOVE_HEAD.cte("audit_head_moved"))
+# PostgreSQL: one round trip for the events and the head (locked by ``_LOCK_HEAD``), on the driver: the head moves in a
+# WITH clause, set to the same final values with every row of the batch.
+_APPEND_AND_MOVE_HEAD: Final = DriverWrite(
+    insert(models.audit_events_table).add_cte(_MOVE_HEAD.cte("audit_head_moved")),
+    columns=[*HASHED_FIELDS, "prev_hash", "hash"],
+)
 
 
 class SqlUnitOfWork:
@@ -75,10 +78,15 @@ class SqlUnitOfWork:
     in autocommit, without the ``BEGIN`` and ``ROLLBACK`` round trips (each statement then reads the latest
     commits: a card built from two statements may see a registration that landed in between, which its
     version check catches when a button is pressed); there its driver statements borrow a pooled connection each
-    and run on the driver alone, and the session connects only if a statement needs it (core/db/pooled_reads.py).
-    It never writes: a statement other than a SELECT is
-    refused before it runs (core/db/engine.py), and ``commit`` refuses pending ORM changes and audit entries.
-    Leaving the block closes the session, which ends the transaction; what it loaded stays readable.
+    and run on the driver alone, and the session connects only if a statement needs it (core/db/driver_pool.py).
+    It never writes: a statement other than a SELECT is refused before it runs (core/db/engine.py, and
+    ``DriverWrite``), and ``commit`` refuses pending ORM changes and audit entries. Leaving the block closes the
+    session, which ends the transaction; what it loaded stays readable.
+
+    A writing unit of work on PostgreSQL borrows one pooled connection and begins its transaction on the driver; its
+    session is bound to that connection (core/db/driver_pool.py), so driver statements, ORM flushes and the audit
+    append are one transaction, committed by the driver once. ``on_commit`` listeners hear the audit entries'
+    actions after a commit (api/metrics.py counts them).
     """
 
     def __init__(
@@ -89,10 +97,13 @@ class SqlUnitOfWork:
         *,
         references: ReferenceCache | None = None,
         read_only: bool = False,
-        pooled_reads: PooledReads | None = None,
+        driver: DriverPool | None = None,
+        on_commit: Sequence[Callable[[Sequence[str]], None]] = (),
     ) -> None:
         self._sessions = sessions
-        self._pooled = pooled_reads if read_only else None
+        self._driver = driver
+        self._on_commit = on_commit
+        self._transaction: DriverTransaction | None = None
         self.clock = clock
         self.actor = actor
         self._cache = references if references is not None else ReferenceCache(ttl=0.0)
@@ -103,25 +114,37 @@ class SqlUnitOfWork:
     async def __aenter__(self) -> Self:
         self._drafts = []
         self._committed = False
-        if self._pooled is not None:
-            # PostgreSQL: the driver's statements borrow a pooled connection each (core/db/pooled_reads.py); the
+        self._transaction = None
+        driver = self._driver
+        if driver is not None and self.read_only:
+            # PostgreSQL: the driver's statements borrow a pooled connection each (core/db/driver_pool.py); the
             # session connects only if a statement needs it, in autocommit.
-            self.session = s = self._sessions(bind=self._pooled.autocommit)
+            self.session = s = self._sessions(bind=driver.autocommit)
             s.info[READ_ONLY_OPTION] = True  # core/db/engine.py refuses anything but a SELECT in this session
-            s.info[POOLED_READS] = self._pooled
-        else:
-            self.session = s = self._sessions()
-        if self.read_only and self._pooled is None:
-            s.info[READ_ONLY_OPTION] = True
-            options = {READ_ONLY_OPTION: True} if _is_sqlite(s) else {"isolation_level": "AUTOCOMMIT"}
-            try:  # connects now: an unreachable PL must read as such here too, as it does in the body
-                await s.connection(execution_options=options)
+            s.info[DRIVER] = driver
+        elif driver is not None:
+            # PostgreSQL: one pooled connection, its transaction begun on the driver; the session is bound to it.
+            try:
+                self._transaction = await driver.begin()
             except Exception as exc:
-                with contextlib.suppress(Exception):
-                    await s.close()
                 if is_unreachable(exc):
                     raise Unavailable("database") from exc
                 raise
+            self.session = s = self._sessions(bind=self._transaction.bind)
+            s.info[DRIVER] = self._transaction
+        else:
+            self.session = s = self._sessions()
+            if self.read_only:
+                s.info[READ_ONLY_OPTION] = True
+                options = {READ_ONLY_OPTION: True} if _is_sqlite(s) else {"isolation_level": "AUTOCOMMIT"}
+                try:  # connects now: an unreachable PL must read as such here too, as it does in the body
+                    await s.connection(execution_options=options)
+                except Exception as exc:
+                    with contextlib.suppress(Exception):
+                        await s.close()
+                    if is_unreachable(exc):
+                        raise Unavailable("database") from exc
+                    raise
         self.references = ReferenceRepository(s, self._cache)
         self.targets = TargetRepository(s)
         self.visits = VisitRepository(s)
@@ -140,12 +163,22 @@ class SqlUnitOfWork:
         # Closing ends the transaction too (the connection goes back to the pool rolled back); a read-only unit of
         # work has nothing to undo, so it skips the session's own rollback, which would first expire every object
         # it loaded: about a seventh of a look-up's CPU (docs/performance.md, round eleven).
-        with contextlib.suppress(Exception):
-            if not self._committed and not self.read_only:
-                await self.session.rollback()
-        with contextlib.suppress(Exception):
-            if not (self._pooled is not None and not self.session.in_transaction()):  # else it never connected
-                await self.session.close()
+        transaction, self._transaction = self._transaction, None
+        if transaction is not None:
+            with contextlib.suppress(Exception):
+                if self.session.in_transaction():  # its own bookkeeping: in autocommit it sends nothing
+                    if not self._committed:
+                        await self.session.rollback()  # what it loaded and changed is expired, as without the driver
+                    await self.session.close()
+            with contextlib.suppress(Exception):
+                await transaction.close()  # ROLLBACK unless committed; the connection back to the pool
+        else:
+            with contextlib.suppress(Exception):
+                if not self._committed and not self.read_only:
+                    await self.session.rollback()
+            with contextlib.suppress(Exception):
+                if not (self._driver is not None and not self.session.in_transaction()):  # else it never connected
+                    await self.session.close()
         if exc is not None and is_unreachable(exc):
             raise Unavailable("database") from exc
 
@@ -153,23 +186,34 @@ class SqlUnitOfWork:
         self._drafts.append(draft)
 
     async def commit(self) -> None:
+        s = self.session
         if self.read_only:
-            if self._drafts or self.session.new or self.session.dirty or self.session.deleted:
+            if self._drafts or s.new or s.dirty or s.deleted:
                 raise RuntimeError("a read-only unit of work cannot write")
             self._committed = True  # nothing to commit; leaving the block closes the session (see __aexit__)
             return
+        actions = [d.action for d in self._drafts]
         try:
-            await self.session.flush()
-            if self._drafts:
-                await self._append_audit()
-            await self.session.commit()
+            if self._transaction is not None:
+                if s.new or s.dirty or s.deleted:
+                    await s.flush()
+                if self._drafts:
+                    await self._append_audit()
+                await self._transaction.commit()
+            else:
+                await s.flush()
+                if self._drafts:
+                    await self._append_audit()
+                await s.commit()
         except IntegrityError as exc:
             raise Conflict("concurrent_change") from exc
         self._committed = True
         self._drafts = []
-
-    async def rollback(self) -> None:
-        await self.session.rollback()
+        if self._transaction is not None and s.in_transaction():
+            with contextlib.suppress(Exception):
+                await s.commit()  # the session's own bookkeeping, after the driver's COMMIT: it sends nothing
+        for listener in self._on_commit:
+            listener(actions)
 
     async def _append_audit(self) -> None:
         s = self.session
@@ -203,7 +247,7 @@ class SqlUnitOfWork:
             rows.append({**fields, "prev_hash": prev, "hash": digest})
             prev = digest
         if s.get_bind().dialect.name == "postgresql":
-            await s.execute(_APPEND_AND_MOVE_HEAD, [{**row, "head_seq": seq, "head_hash": prev} for row in rows])
+            await _APPEND_AND_MOVE_HEAD.execute_many(s, [{**row, "head_seq": seq, "head_hash": prev} for row in rows])
         else:
             await s.execute(_APPEND, rows)
             await s.execute(_MOVE_HEAD, {"head_seq": seq, "head_hash": prev})

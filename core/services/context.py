@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core.db.pooled_reads import PooledReads
+from core.db.driver_pool import DriverPool
 from core.db.repositories import ReferenceCache
 from core.db.uow import SqlUnitOfWork
 from core.domain.accounts import Actor
@@ -36,14 +37,16 @@ class CoreContext:
     lookups_per_minute: int = 60
     # Faskes, districts, vaccine products and intervals (core/db/repositories.py): one copy per context.
     reference_cache: ReferenceCache = field(default_factory=ReferenceCache)
-    # Read-only units of work on PostgreSQL run the driver's statements on borrowed pooled connections
-    # (core/db/pooled_reads.py); None on SQLite, or for sessions bound to no single engine.
-    pooled_reads: PooledReads | None = field(default=None, init=False)
+    # Called after each commit with the actions of the audit entries it wrote (api/metrics.py counts them).
+    committed: list[Callable[[Sequence[str]], None]] = field(default_factory=list)
+    # PostgreSQL through asyncpg itself (core/db/driver_pool.py): the units of work's transactions and driver
+    # statements; None on SQLite, or for sessions bound to no single engine.
+    driver: DriverPool | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         bind = self.sessions.kw.get("bind")
         if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql" and bind.dialect.driver == "asyncpg":
-            self.pooled_reads = PooledReads(bind)
+            self.driver = DriverPool.of(bind)
 
     def uow(self, actor: Actor | None = None, *, read_only: bool = False) -> SqlUnitOfWork:
         """A unit of work; ``read_only`` for use cases that only read (see SqlUnitOfWork)."""
@@ -53,7 +56,8 @@ class CoreContext:
             actor,
             references=self.reference_cache,
             read_only=read_only,
-            pooled_reads=self.pooled_reads,
+            driver=self.driver,
+            on_commit=self.committed,
         )
 
     def forget_references(self) -> None:

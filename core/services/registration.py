@@ -39,7 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from core.db import models
-from core.db.driver_statement import DriverStatement
+from core.db.driver_statement import DriverStatement, DriverWrite
 from core.db.repositories import (
     ACTOR_COLUMNS,
     TARGET_COLUMNS,
@@ -226,7 +226,7 @@ _ACTOR_AND_TARGET: Final = DriverStatement(
 )
 # The registration's conditional update of the target row, as seen at ``where_version`` (``set_bound``).
 _T = models.targets_table.c
-_BUMP_TARGET: Final = (
+_BUMP_TARGET: Final = DriverWrite(  # on the driver on PostgreSQL (core/db/driver_pool.py)
     update(models.targets_table)
     .where(_T.id == bindparam("where_id"), _T.version == bindparam("where_version"))
     .values({**set_bound("first_desk_at", "updated_at"), "version": _T.version + 1})
@@ -373,15 +373,15 @@ class RegistrationService:
                 raise Conflict("stale")
             first_desk_at = target.first_desk_at
             # The conditional update decides every race on the target row (and locks it on PostgreSQL).
-            bumped = await s.execute(
-                _BUMP_TARGET,
-                update_params(
+            bumped = await _BUMP_TARGET.execute(
+                s,
+                **update_params(
                     {"first_desk_at": first_desk_at if first_desk_at is not None else now, "updated_at": now},
                     id=target_id,
                     version=seen_version,
                 ),
             )
-            if _rowcount(bumped) != 1:
+            if bumped != 1:
                 raise Conflict("stale")
             rows = await visit_rows(uow, target_id)
             plan = await plan_for(uow, target, rows, today)

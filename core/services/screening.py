@@ -26,11 +26,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
 from core.db import models
-from core.db.driver_statement import DriverStatement
+from core.db.driver_statement import DriverStatement, DriverWrite
 from core.db.repositories import ACTOR_COLUMNS, TARGET_COLUMNS, VISIT_COLUMNS, DeskRow, set_bound, update_params
 from core.db.uow import SqlUnitOfWork
 from core.domain.accounts import Actor, Role, require_faskes, require_role
@@ -282,8 +281,8 @@ def _screening_update(*, edit: bool) -> Any:
     return stmt.where(V.version == bindparam("where_version")) if edit else stmt
 
 
-_SCREEN: Final = _screening_update(edit=False)
-_SCREEN_EDIT: Final = _screening_update(edit=True)
+_SCREEN: Final = DriverWrite(_screening_update(edit=False))  # on the driver on PostgreSQL (core/db/driver_pool.py)
+_SCREEN_EDIT: Final = DriverWrite(_screening_update(edit=True))
 
 
 async def load_visit_as(uow: SqlUnitOfWork, actor: Actor, visit_id: int, role: Role) -> tuple[Actor, _VisitRow]:
@@ -350,10 +349,6 @@ def _check_waiting(visit: models.Visit, name: str) -> None:
         raise Conflict("already_screened", name=name)
     if not visit.is_open:  # left open on an earlier day and closed by a later registration (lapsed)
         raise Conflict("visit_closed", name=name)
-
-
-def rowcount(result: Any) -> int:
-    return result.rowcount if isinstance(result, CursorResult) else 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -587,7 +582,7 @@ class ScreeningService:
         seen = {"version": visit.version} if edit else {}
         params = update_params(written, id=visit.id, faskes=actor.faskes_code, **seen)
         try:
-            changed = rowcount(await uow.session.execute(_SCREEN_EDIT if edit else _SCREEN, params))
+            changed = await (_SCREEN_EDIT if edit else _SCREEN).execute(uow.session, **params)
         except IntegrityError as exc:  # reopening while another visit of the person is open
             raise Conflict("open_visit_exists", name=target.name) from exc
         if changed != 1:

@@ -25,7 +25,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.db import models
-from core.db.driver_statement import DriverStatement
+from core.db.driver_statement import DriverStatement, DriverWrite
 from core.db.repositories import set_bound, update_params
 from core.db.uow import SqlUnitOfWork
 from core.domain.accounts import Actor, Role, require_faskes, require_role
@@ -45,7 +45,6 @@ from core.services.screening import (
     faskes_timezone,
     load_visit_as,
     locate_visit,
-    rowcount,
 )
 
 __all__ = [
@@ -74,7 +73,7 @@ KIPI_SERIOUS_NOTIFICATION = "meja4.kipi_serious"
 # The desk's statements, built once (see core/db/repositories.py).
 _V = models.Visit
 _VISITS = models.visits_table.c
-_VACCINATE: Final = (
+_VACCINATE: Final = DriverWrite(  # on the driver on PostgreSQL (core/db/driver_pool.py)
     update(models.visits_table)
     .where(
         _VISITS.id == bindparam("where_id"),
@@ -91,7 +90,7 @@ _VACCINATE: Final = (
         }
     )
 )
-_OBSERVE: Final = (
+_OBSERVE: Final = DriverWrite(
     update(models.visits_table)
     .where(
         _VISITS.id == bindparam("where_id"),
@@ -357,7 +356,7 @@ class VaccinationService:
             }
             params = update_params(values, id=visit.id, faskes=actor.faskes_code)
             try:
-                changed = rowcount(await uow.session.execute(_VACCINATE, params))
+                changed = await _VACCINATE.execute(uow.session, **params)
             except IntegrityError as exc:  # the unique index: this dose of this person is already recorded
                 raise Conflict("already_vaccinated", name=target.name) from exc
             if changed != 1:
@@ -436,7 +435,7 @@ class VaccinationService:
                 "observed_by": actor.account_id,
             }
             params = update_params(observed, id=visit.id, faskes=actor.faskes_code)
-            if rowcount(await uow.session.execute(_OBSERVE, params)) != 1:
+            if await _OBSERVE.execute(uow.session, **params) != 1:
                 raise Conflict("not_in_observation", name=target.name)
             uow.audit(
                 AuditDraft(

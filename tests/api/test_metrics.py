@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from aiogram.types import Chat, Message, Update, User
 
-from api.metrics import Metrics, install_metrics, instrument_engine, instrument_references
+from api.metrics import Metrics, install_metrics, instrument_core, instrument_references
 from core.db.engine import create_sessionmaker
 from core.domain.audit import AuditDraft
 from core.domain.errors import Refused, Unavailable
@@ -57,17 +57,16 @@ async def test_update_errors_and_refusals_are_counted(exc, counter, labels) -> N
 
 async def test_audited_writes_are_counted_when_committed(engine, clock) -> None:
     metrics = Metrics(process=False)
-    instrument_engine(engine, metrics)
-    instrument_engine(engine, metrics)  # idempotent
     ctx = CoreContext(sessions=create_sessionmaker(engine), clock=clock, notifier=NullNotifier())
+    instrument_core(ctx, metrics)
+    instrument_core(ctx, metrics)  # idempotent
     async with ctx.uow() as uow:
         uow.audit(AuditDraft(action="visit.register", entity="visit", entity_id="1"))
         uow.audit(AuditDraft(action="visit.register", entity="visit", entity_id="2"))
         await uow.commit()
-    async with ctx.uow() as uow:  # flushed, then rolled back: not counted
+    async with ctx.uow() as uow:  # written, then rolled back (left without a commit): not counted
         uow.audit(AuditDraft(action="visit.screen", entity="visit", entity_id="3"))
         await uow._append_audit()
-        await uow.rollback()
     assert _value(metrics.actions, "visit.register") == 2
     assert _value(metrics.actions, "visit.screen") == 0
 

@@ -75,11 +75,21 @@ async def test_on_postgresql_the_events_and_the_head_are_one_statement(services:
     def on_execute(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
         seen.append((" ".join(statement.split()), many))
 
+    def on_driver(
+        kind: str, key: int, statement: str, parameters: Any
+    ) -> None:  # on asyncpg itself (core/db/driver_pool.py)
+        if kind == "statement":
+            seen.append((" ".join(statement.split()), True))
+
+    driver = services.ctx.driver
+    assert driver is not None
     event.listen(engine.sync_engine, "before_cursor_execute", on_execute)
+    driver.listeners.append(on_driver)
     try:
         await write(services, 4, "batch")
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", on_execute)
+        driver.listeners.remove(on_driver)
 
     writes = [(sql, many) for sql, many in seen if "audit_" in sql and not sql.startswith("SELECT")]
     assert len(writes) == 1, writes

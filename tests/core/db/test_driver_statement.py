@@ -10,19 +10,19 @@ from sqlalchemy import bindparam, event, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import models
+from core.db.driver_pool import DriverEvent, DriverPool
 from core.db.driver_statement import DriverStatement
-from core.db.pooled_reads import PooledReads
 from core.db.repositories import ACTOR_COLUMNS
 from core.services.registry import Services
 
 
 class Executions:
     """Each statement the engine sends, and whether SQLAlchemy compiled it for this execution; with ``pooled``, also
-    those a read-only unit of work runs on borrowed connections (core/db/pooled_reads.py), listed in ``pooled`` too."""
+    those run on asyncpg itself (core/db/driver_pool.py), listed in ``pooled`` too."""
 
-    def __init__(self, engine: AsyncEngine, pooled: PooledReads | None = None) -> None:
+    def __init__(self, engine: AsyncEngine, pooled: DriverPool | None = None) -> None:
         self.engine = engine.sync_engine
-        self.pooled_reads = pooled
+        self.driver = pooled
         self.seen: list[tuple[str, bool]] = []
         self.pooled: list[str] = []
 
@@ -30,20 +30,21 @@ class Executions:
         if not statement.upper().startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")):
             self.seen.append((statement, context.compiled is not None))
 
-    def _on_pooled(self, statement: str) -> None:
-        self.seen.append((statement, False))
-        self.pooled.append(statement)
+    def _on_pooled(self, event: DriverEvent, key: int, statement: str, parameters: Any) -> None:
+        if event == "statement":
+            self.seen.append((statement, False))
+            self.pooled.append(statement)
 
     def __enter__(self) -> Executions:
         event.listen(self.engine, "before_cursor_execute", self._on)
-        if self.pooled_reads is not None:
-            self.pooled_reads.listeners.append(self._on_pooled)
+        if self.driver is not None:
+            self.driver.listeners.append(self._on_pooled)
         return self
 
     def __exit__(self, *exc: object) -> None:
         event.remove(self.engine, "before_cursor_execute", self._on)
-        if self.pooled_reads is not None:
-            self.pooled_reads.listeners.remove(self._on_pooled)
+        if self.driver is not None:
+            self.driver.listeners.remove(self._on_pooled)
 
 
 async def _some_account(services: Services) -> Any:
@@ -55,7 +56,7 @@ async def test_the_account_re_check_goes_the_driver_way_and_reads_what_the_orm_r
     services: Services, engine: AsyncEngine
 ) -> None:
     expected = await _some_account(services)
-    with Executions(engine) as seen:
+    with Executions(engine, services.ctx.driver) as seen:
         async with services.ctx.uow() as uow:
             by_id = await uow.accounts.actor_row(expected.id)
             by_telegram = await uow.accounts.actor_row_by_telegram_id(expected.telegram_id)
@@ -124,7 +125,7 @@ async def test_a_statement_whose_values_need_processing_goes_the_driver_way_and_
     statement = DriverStatement(_PROCESSED)
     async with services.ctx.uow() as uow:
         expected = (await uow.session.execute(_PROCESSED, values)).all()
-    with Executions(engine) as seen:
+    with Executions(engine, services.ctx.driver) as seen:
         async with services.ctx.uow() as uow:
             rows = await statement.all(uow.session, **values)
             first = await statement.first(uow.session, **values)
@@ -151,7 +152,7 @@ async def test_numeric_columns_go_the_driver_way_and_in_lists_keep_sqlalchemys(
     expanding = select(_V.id).where(_V.id.in_(bindparam("ids", expanding=True))).order_by(_V.id)
     # A column named so that no named tuple can hold it (a keyword): SQLAlchemy's way, its own row.
     unnamed = select(_V.opened_at.label("from")).where(_V.id == bindparam("visit_id"))
-    with Executions(engine) as seen:
+    with Executions(engine, services.ctx.driver) as seen:
         async with services.ctx.uow() as uow:
             temperature = await numeric.first(uow.session, visit_id=ids[0])
             again = await numeric.first(uow.session, visit_id=ids[0])
@@ -180,7 +181,7 @@ async def test_the_desk_lists_the_last_batch_and_the_audit_head_go_the_driver_wa
         plan = statement._plan_for(engine.dialect)
         assert plan.sql is not None, statement.statement
     now = services.ctx.clock.now()
-    with Executions(engine) as seen:
+    with Executions(engine, services.ctx.driver) as seen:
         async with services.ctx.uow() as uow:
             faskes = (await uow.session.execute(select(_V.faskes_code).limit(1))).scalar_one()
             listed = await uow.visits.screening_list(faskes, now.date(), now - timedelta(hours=12))
@@ -242,11 +243,11 @@ async def test_meja_1s_lookup_reads_the_driver_way_and_the_desks_visit_compiles_
         ).scalar_one()
     meja1 = await services.accounts.resolve_actor(910001)
     await services.lookup.find(meja1, nik)  # PL's reference tables (faskes, intervals) are cached from here on
-    with Executions(engine, services.ctx.pooled_reads) as seen:
+    with Executions(engine, services.ctx.driver) as seen:
         card = await services.lookup.find(meja1, nik)
     assert card.target_id is not None and len(card.visits) >= 1  # the target and its visit were read
     assert len(seen.seen) == 2 and not any(compiled for _, compiled in seen.seen)
-    # On PostgreSQL each on a connection borrowed from the pool, without a session (core/db/pooled_reads.py).
+    # On PostgreSQL each on a connection borrowed from the pool, without a session (core/db/driver_pool.py).
     assert len(seen.pooled) == (2 if engine.dialect.name == "postgresql" else 0)
     for statement in (_VISIT_AS, _ACTOR_AND_TARGET, _VISIT_ROWS, *_READER_AND_TARGET.values()):
         assert statement._plan_for(engine.dialect).sql is not None, statement.statement

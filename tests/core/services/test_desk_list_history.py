@@ -21,6 +21,7 @@ from sqlalchemy import event, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import models
+from core.db.driver_pool import DriverPool
 from core.domain.visits import VisitStatus
 from core.services.registry import Services
 from tests.conftest import NOW, TODAY
@@ -110,18 +111,27 @@ class Captured:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine.sync_engine
+        self.driver = DriverPool.of(engine) if engine.dialect.name == "postgresql" else None
         self.calls: list[tuple[str, Any]] = []
 
     def _on(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, executemany: bool) -> None:
         if not _SKIP.match(statement):
             self.calls.append((statement, parameters[0] if executemany else parameters))
 
+    def _on_driver(self, kind: str, _key: int, statement: str, parameters: Any) -> None:
+        if kind == "statement":  # on asyncpg itself (core/db/driver_pool.py)
+            self.calls.append((statement, tuple(parameters)))
+
     def __enter__(self) -> Captured:
         event.listen(self.engine, "before_cursor_execute", self._on)
+        if self.driver is not None:
+            self.driver.listeners.append(self._on_driver)
         return self
 
     def __exit__(self, *exc: object) -> None:
         event.remove(self.engine, "before_cursor_execute", self._on)
+        if self.driver is not None:
+            self.driver.listeners.remove(self._on_driver)
 
     @property
     def statements(self) -> list[tuple[str, Any]]:
