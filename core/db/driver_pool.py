@@ -64,7 +64,8 @@ _LOST = (
 )
 
 
-_POOLS: weakref.WeakKeyDictionary[Any, DriverPool] = weakref.WeakKeyDictionary()
+# One per engine, for as long as something holds it (a DriverPool holds its engine, so the engine's id stays its own).
+_POOLS: weakref.WeakValueDictionary[int, DriverPool] = weakref.WeakValueDictionary()
 
 
 def connection_lost(exc: BaseException) -> bool:
@@ -100,9 +101,9 @@ class DriverPool:
     @classmethod
     def of(cls, engine: AsyncEngine) -> DriverPool:
         """The engine's DriverPool (one per engine: its listeners hear every unit of work on it)."""
-        pool = _POOLS.get(engine.sync_engine)
+        pool = _POOLS.get(id(engine.sync_engine))
         if pool is None:
-            pool = _POOLS[engine.sync_engine] = cls(engine)
+            pool = _POOLS[id(engine.sync_engine)] = cls(engine)
         return pool
 
     def _tell(self, event: DriverEvent, key: int, sql: str, parameters: Sequence[Any] = ()) -> None:
@@ -179,9 +180,9 @@ class DriverTransaction:
             await self._driver.executemany(sql, parameters)
 
     async def commit(self) -> None:
-        self.ended = True
         with _errors(self._pooled, "COMMIT", ()):
             await self._transaction.commit()
+        self.ended = True
         self.pool._tell("commit", self._key, "COMMIT")
 
     async def close(self) -> None:
@@ -193,6 +194,8 @@ class DriverTransaction:
                     await self._transaction.rollback()  # the block's own error matters more; a lost one is dropped
                 self.pool._tell("rollback", self._key, "ROLLBACK")
         finally:
+            if self._pooled.is_valid and self._driver.is_in_transaction():
+                self._pooled.invalidate()  # never back into the pool inside a transaction
             await self.bind.close()
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import models
-from core.db.driver_pool import DriverEvent
+from core.db.driver_pool import DRIVER, DriverEvent
 from core.db.driver_statement import DriverStatement, DriverWrite
 from core.domain.audit import AuditDraft
 from core.domain.errors import Unavailable
@@ -299,4 +299,25 @@ async def test_a_connection_lost_in_a_writing_unit_of_work_fails_it_with_unavail
         )
         await uow.commit()
     assert fresh is not None and fresh.pid != first.pid and renamed == 1
+    assert checked_out(engine) == 0
+
+
+async def test_a_connection_still_inside_a_transaction_never_goes_back_into_the_pool(
+    services: Services, engine: AsyncEngine
+) -> None:
+    """The last guard: whatever the unit of work's bookkeeping says, a connection whose transaction is still open when
+    it is given back is closed instead, so that no later unit of work inherits half a transaction."""
+    await engine.dispose()
+    async with services.ctx.uow() as uow:
+        first = await _BACKEND.first(uow.session)
+        await uow.commit()
+    with pytest.raises(ValueError, match="bookkeeping"):
+        async with services.ctx.uow() as uow:
+            await _BACKEND.first(uow.session)
+            uow.session.info[DRIVER].ended = True  # as if it had been committed: no ROLLBACK is sent
+            raise ValueError("bookkeeping")
+    async with services.ctx.uow() as uow:
+        fresh = await _BACKEND.first(uow.session)
+        await uow.commit()
+    assert first is not None and fresh is not None and fresh.pid != first.pid
     assert checked_out(engine) == 0
