@@ -219,6 +219,16 @@ class DriverWrite:
         assert plan.sql is not None
         return await transaction.execute(plan.sql, plan.parameters(values))
 
+    async def returning(self, session: AsyncSession, **values: Any) -> Any:
+        """Run an ``INSERT … RETURNING`` of one column that needs no processing (an id): the value returned."""
+        route = self._route(session)
+        if route is None:
+            return (await session.execute(self.statement, values)).scalar_one()
+        plan, transaction = route
+        assert plan.sql is not None
+        records, _ = await transaction.fetch(plan.sql, plan.parameters(values), first=True, describe=False)
+        return records[0][0]
+
     async def execute_many(self, session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
         """Run the statement once per row of ``rows`` (each: one value per bound parameter, by name)."""
         route = self._route(session)

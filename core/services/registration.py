@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from sqlalchemy import CursorResult, bindparam, select, update
+from sqlalchemy import CursorResult, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -233,6 +233,21 @@ _BUMP_TARGET: Final = DriverWrite(  # on the driver on PostgreSQL (core/db/drive
 )
 
 
+# The new visit of a registration; its id comes back (a DriverWrite: on the driver on PostgreSQL).
+_OPENED_WITH: Final = ("target_id", "dose_number", "faskes_code", "service_date", "opened_at", "opened_by")
+_OPENED_AS: Final = {"status": VisitStatus.MENUNGGU_SKRINING.value, "is_open": True, "version": 1, "rujuk": False}
+_OPEN_VISIT: Final = DriverWrite(
+    insert(models.visits_table)
+    .values(
+        {
+            **{name: bindparam(name) for name in _OPENED_WITH},
+            **_OPENED_AS,
+        }
+    )
+    .returning(models.visits_table.c.id)
+)
+
+
 async def visit_rows(uow: SqlUnitOfWork, target_id: int) -> list[VisitRow]:
     """The target's visits, oldest first, each with its faskes' name, district and time zone."""
     width = VISIT_COLUMNS.width
@@ -418,23 +433,20 @@ class RegistrationService:
                         kabkota_code=row.kabkota_code,
                     )
                 )
-            visit = models.Visit(
-                target_id=target_id,
-                dose_number=plan.dose_number,
-                faskes_code=faskes.code,
-                service_date=today,
-                status=VisitStatus.MENUNGGU_SKRINING.value,
-                is_open=True,
-                version=1,
-                opened_at=now,
-                opened_by=actor.account_id,
-                rujuk=False,
-            )
-            uow.visits.add(visit)
+            opened = {
+                "target_id": target_id,
+                "dose_number": plan.dose_number,
+                "faskes_code": faskes.code,
+                "service_date": today,
+                "opened_at": now,
+                "opened_by": actor.account_id,
+            }
             try:
-                await s.flush()  # the partial unique index (one open visit per target) speaks here
-            except IntegrityError as exc:
+                visit_id = await _OPEN_VISIT.returning(s, **opened)
+            except IntegrityError as exc:  # the partial unique index (one open visit per target) speaks here
                 raise Conflict("stale") from exc
+            # The new visit as written, for the card (held by no session, as the visits read with it).
+            visit = models.Visit(id=visit_id, **opened, **_OPENED_AS)
             uow.audit(
                 AuditDraft(
                     action="visit.register",
@@ -460,8 +472,8 @@ class RegistrationService:
                 from core.services.lookup import build_card  # the card module builds on this one
 
                 # The rows as just written, without reading them again: the conditional updates above bypassed the
-                # identity map, so the target's and the lapsed visits' new values are set here; the new visit was
-                # flushed whole (it has no server-side default) and comes last, by id.
+                # identity map, so the target's and the lapsed visits' new values are set here; the new visit is as
+                # written (it has no server-side default besides its id) and comes last, by id.
                 set_committed_value(target, "version", seen_version + 1)
                 set_committed_value(target, "first_desk_at", first_desk_at or now)
                 for visit_id in plan.lapse:
