@@ -127,7 +127,7 @@ class DriverStatement:
         return rows if plan.sql is None else [plan.row_of(row) for row in rows]
 
     def _plan_for(self, dialect: Dialect) -> _Plan:
-        key = (dialect.name, dialect.driver, dialect.paramstyle)
+        key = _dialect_key(dialect)
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = self._plan(dialect)
@@ -154,13 +154,18 @@ class DriverStatement:
         keys = list(self.statement.selected_columns.keys())  # unique names (``_plan``)
         row = namedtuple("DriverRow", keys)  # type: ignore[misc]  # its fields are known at run time only
         known = replace(plan, results=results, row=row, processed=any(results))
-        self._plans[(dialect.name, dialect.driver, dialect.paramstyle)] = known
+        self._plans[_dialect_key(dialect)] = known
         return known
 
 
 def _field_name(key: str) -> bool:
     """Whether ``key`` can name a field of a named tuple."""
     return key.isidentifier() and not keyword.iskeyword(key) and not key.startswith("_")
+
+
+def _dialect_key(dialect: Dialect) -> tuple[str, str, str]:
+    """What a plan depends on: the dialect, its driver and its parameter style."""
+    return (dialect.name, dialect.driver, dialect.paramstyle)
 
 
 def _plan_of(compiled: Any, dialect: Dialect) -> _Plan:
@@ -247,7 +252,7 @@ class DriverWrite:
         if not isinstance(transaction, DriverTransaction):
             return None
         dialect = transaction.dialect
-        key = (dialect.name, dialect.driver, dialect.paramstyle)
+        key = _dialect_key(dialect)
         plan = self._plans.get(key)
         if plan is None:
             compiled = self.statement.compile(dialect=dialect, column_keys=self._columns)
