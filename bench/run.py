@@ -29,7 +29,7 @@ from api.eventloop import loop_name
 from bench import report
 from bench.common import ROOT, machine, size_label
 from bench.seed import Spec, seed_postgres, seed_sqlite
-from bench.workers import run_workers
+from bench.workers import PROBES, WARM_SECONDS, run_workers
 
 PHASES = ("floor", "desk", "lookup", "import")
 
@@ -272,8 +272,10 @@ def main(argv: list[str] | None = None) -> int:
                     if args.workers > 1:
                         log(f"PostgreSQL desk on {args.workers} worker processes at once (the machine's capacity)")
                         runner.run_with("desk_postgres_redis_workers", lambda: run_workers(
-                            desk_cfg(args, url, redis_url, "redis", seeded, census=False, servers=servers),
+                            {**desk_cfg(args, url, redis_url, "redis", seeded, census=False, servers=servers),
+                             "probes": list(PROBES), "per_team": workers_per_team(args)},
                             args.workers))
+                        ran.add("workers")
                     if "onetrip" not in args.skip:
                         log("PostgreSQL desk: aiogram's RedisStorage with event isolation instead (the stock store)")
                         runner.run("desk_postgres_stock", "desk",
@@ -342,6 +344,13 @@ def desk_cfg(args: argparse.Namespace, url: str, redis_url: str | None, storage:
         "rate": args.rate if paced else 0,
         "easy": args.easy if paced else 0,
     }
+
+
+def workers_per_team(args: argparse.Namespace) -> int:
+    """Targets each team loads on the workers: its warm-up, the runs at max and at the offered rate and the
+    probes, at 12 visits a second (a full run's teams make 1-2); at least 600, for a team alone on a worker of
+    a tiny run. Each is held in the worker's memory, beside the bot."""
+    return max(600, int((WARM_SECONDS + (2 + len(PROBES)) * (args.seconds + args.warmup)) * 12))
 
 
 def ladder_cfg(args: argparse.Namespace, url: str, redis_url: str | None, storage: str, seeded: Any,

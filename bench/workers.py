@@ -4,8 +4,10 @@ Each worker is a process of its own (``bench.child desk_worker``) with the runti
 (PostgreSQL, the Redis conversation store, the actor cache, the settled heap) and its share of the teams;
 all share one PostgreSQL and one Redis on the same machine. They start their runs at the same moment
 (a wall-clock time handed to each) and run the same two measurements as a single desk process: as fast
-as the bot answers, then a global offered load (each worker paces its share). The parent adds the
-throughputs and merges the latencies (every update's time, from every worker) into one distribution.
+as the bot answers, then a global offered load (each worker paces its share). Then the **probes**: paced
+runs at fixed fractions of the measured maximum (each worker paces that fraction of its own maximum), which
+show the rate the machine sustains within the latency goal. The parent adds the throughputs and merges the
+latencies (every update's time, from every worker) into one distribution per run.
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ from bench.common import current_rss_mb, percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 WARM_SECONDS = 3.0
+# The probes' offered loads, as fractions of the measured maximum: where the latency goal is met or lost.
+PROBES = (0.7, 0.85, 0.95)
+
+
+def probe_name(share: float) -> str:
+    return f"probe_{round(100 * share)}"
 
 
 async def run_desk_worker(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -42,11 +50,16 @@ async def run_desk_worker(cfg: dict[str, Any]) -> dict[str, Any]:
         await timed_run(teams, seconds=WARM_SECONDS, warmup=0.0, rate=None, clock_from=timedelta(hours=0))
         settle_heap()
         out: dict[str, Any] = {"teams": len(teams), "rss_after_build_mb": current_rss_mb()}
-        runs = [("max", None, 2.0)]
+        # (name, offered updates/s or a fraction of this worker's maximum, virtual hour the run starts at):
+        # each run's people start after the last run's (PL's per-account limits count on that clock).
+        runs: list[tuple[str, float | None, float]] = [("max", None, 2.0)]
         if cfg.get("rate"):
             runs.append(("paced", float(cfg["rate"]) / int(cfg["workers"]), 6.0))
+        runs += [(probe_name(share), share, 9.0 + 2 * i) for i, share in enumerate(cfg.get("probes") or ())]
         start_at = float(cfg["start_at"])
         for i, (name, rate, hour) in enumerate(runs):
+            if name.startswith("probe_"):
+                rate = rate * out["max"]["per_s"]
             begin = start_at + i * (seconds + warmup + float(cfg["gap"]))
             await asyncio.sleep(max(0.0, begin - time.time()))
             out[name] = await timed_run(
@@ -98,7 +111,7 @@ def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
         "peak_rss_mb": max(r["process"]["peak_rss_mb"] for r in results),
         "cpu_s": sum(r["process"]["cpu_s"] for r in results),
     }
-    for name in ("max", "paced"):
+    for name in ("max", "paced", *(probe_name(share) for share in PROBES)):
         parts = [r[name] for r in results if name in r]
         if not parts:
             continue

@@ -37,12 +37,13 @@ def test_quick_harness_writes_every_figure(tmp_path: Path) -> None:
             "--quick",
             "--postgres",
             "--no-whatif",
-            # Enough targets that no team runs dry: three runs per desk configuration, and the
-            # PostgreSQL configurations share one database (a team that runs dry fails its measurement).
+            # Enough targets that no team runs dry: three runs per desk configuration, five on the
+            # workers, and the PostgreSQL configurations share one database (a team that runs dry fails
+            # its measurement).
             "--targets",
             "6000",
             "--targets-pg",
-            "6000",
+            "18000",
             "--faskes",
             "12",
             "--teams",
@@ -83,7 +84,23 @@ def test_quick_harness_writes_every_figure(tmp_path: Path) -> None:
     assert not absent, f"figures missing: {absent}"
     not_positive = {n: figures[n] for n in names if not (isinstance(figures[n], int | float) and figures[n] > 0)}
     assert not not_positive, f"figures not positive: {not_positive}"
+    if "workers" in phases:  # the rate sustained within the latency goal: 0 when no paced run was
+        assert "desk_sustained_per_s_postgres_redis_workers" in figures
     assert "Goals" in proc.stdout
+
+
+def test_the_sustained_rate_is_the_fastest_paced_run_within_the_latency_goal() -> None:
+    """A paced run counts when its p99 is within 100 ms and it carried what was offered (within 5 %)."""
+    from bench.report import sustained
+
+    runs = [
+        {"offered_rate": 1000.0, "per_s": 700.0, "p99_ms": 90.0},  # fell behind what was offered
+        {"offered_rate": 500.0, "per_s": 499.0, "p99_ms": 10.0},
+        {"offered_rate": 650.0, "per_s": 648.0, "p99_ms": 60.0},
+        {"offered_rate": 800.0, "per_s": 796.0, "p99_ms": 140.0},  # over the latency goal
+    ]
+    assert sustained(runs) == (648.0, 60.0)
+    assert sustained([runs[0], runs[3]]) == (0.0, 0.0)
 
 
 def test_a_team_that_runs_out_of_targets_fails_the_run() -> None:
