@@ -39,9 +39,9 @@ FULL = {
     "floor_seconds": 10.0,
 }
 QUICK = {
-    "targets": 20_000, "targets_pg": 50_000, "teams": 12, "faskes": 60, "seconds": 3.0, "warmup": 0.75,
+    "targets": 20_000, "targets_pg": 50_000, "teams": 12, "faskes": 60, "seconds": 2.5, "warmup": 0.75,
     "rate": 1000.0, "easy": 0.6, "import_rows": 20_000, "samples": 300, "census_visits": 3,
-    "floor_seconds": 2.0,
+    "floor_seconds": 1.5,
 }
 
 # PostgreSQL as a small production machine would run it: durable commits, a sensible cache.

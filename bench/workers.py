@@ -73,8 +73,8 @@ async def run_desk_worker(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def run_workers(cfg: dict[str, Any], workers: int, *, timeout: float = 3600) -> dict[str, Any]:
     """Start ``workers`` processes on the teams, split between them, and merge what they measured."""
-    gap = 3.0
-    start_at = time.time() + 15.0 + 2.0 * workers + WARM_SECONDS  # time to import, build, load teams, warm up
+    gap = min(3.0, max(1.0, float(cfg["seconds"]) / 3))  # for the slowest worker to finish a run's last updates
+    start_at = time.time() + 10.0 + 2.0 * workers + WARM_SECONDS  # time to import, build, load teams, warm up
     with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp:
         procs = []
         for i in range(workers):
