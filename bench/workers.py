@@ -57,9 +57,8 @@ async def run_desk_worker(cfg: dict[str, Any]) -> dict[str, Any]:
             runs.append(("paced", float(cfg["rate"]) / int(cfg["workers"]), 6.0))
         runs += [(probe_name(share), share, 9.0 + 2 * i) for i, share in enumerate(cfg.get("probes") or ())]
         start_at = float(cfg["start_at"])
-        for i, (name, rate, hour) in enumerate(runs):
-            if name.startswith("probe_"):
-                rate = rate * out["max"]["per_s"]
+        for i, (name, given, hour) in enumerate(runs):
+            rate = given * out["max"]["per_s"] if given is not None and name.startswith("probe_") else given
             begin = start_at + i * (seconds + warmup + float(cfg["gap"]))
             await asyncio.sleep(max(0.0, begin - time.time()))
             out[name] = await timed_run(
@@ -111,10 +110,9 @@ def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
         "peak_rss_mb": max(r["process"]["peak_rss_mb"] for r in results),
         "cpu_s": sum(r["process"]["cpu_s"] for r in results),
     }
-    for name in ("max", "paced", *(probe_name(share) for share in PROBES)):
+    runs = [name for name, run in results[0].items() if isinstance(run, dict) and "latency_values_ms" in run]
+    for name in runs:
         parts = [r[name] for r in results if name in r]
-        if not parts:
-            continue
         values = sorted(v for p in parts for v in p.pop("latency_values_ms"))
         updates = sum(p["updates"] for p in parts)
         out[name] = {
